@@ -1,0 +1,139 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/** A backend this library knows how to load; `'auto'` picks the fastest that loads. */
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu' | 'webgl' | 'webgpu';
+export type BackendChoice = BackendName | 'auto';
+
+/** Options of {@link selectBackend}. */
+export interface SelectBackendOptions {
+  /** Force one backend; `'auto'` (the default) tries the fastest available first. */
+  backend?: BackendChoice;
+  /**
+   * Where tfjs-backend-wasm's `.wasm` files are served from (a URL prefix ending in `/`).
+   * In Node the installed package's own files are used; in a browser your bundler or CDN decides.
+   */
+  wasmPaths?: string;
+}
+
+/**
+ * How to make one backend available. `load` registers it with tfjs and resolves to true, or
+ * resolves to false when the package that provides it is not installed.
+ */
+export interface BackendLoader {
+  readonly name: BackendName;
+  /** What the user should do when this backend was forced but could not load. */
+  readonly installHint: string;
+  load(options: SelectBackendOptions): Promise<boolean>;
+}
+
+/** Hooks run after a backend is active, e.g. to install faster kernels for it. */
+type AfterSelect = (name: BackendName) => void;
+const afterSelectHooks: AfterSelect[] = [];
+
+/** Registers a hook that runs each time {@link selectBackend} activates a backend. */
+export function onBackendSelected(hook: AfterSelect): void {
+  afterSelectHooks.push(hook);
+}
+
+async function importOptional(specifier: string): Promise<boolean> {
+  try {
+    await import(/* @vite-ignore */ specifier);
+    return true;
+  } catch (error) {
+    if (isModuleNotFound(error)) return false;
+    throw error;
+  }
+}
+
+function isModuleNotFound(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+}
+
+/** Loaders usable anywhere, browser included. */
+export const portableLoaders: readonly BackendLoader[] = [
+  {
+    name: 'webgpu',
+    installHint: 'install @tensorflow/tfjs-backend-webgpu and import it before selectBackend()',
+    load: async () => tf.findBackendFactory('webgpu') !== null,
+  },
+  {
+    name: 'webgl',
+    installHint: 'install @tensorflow/tfjs-backend-webgl and import it before selectBackend()',
+    load: async () => tf.findBackendFactory('webgl') !== null,
+  },
+  {
+    name: 'wasm',
+    installHint:
+      'npm install @tensorflow/tfjs-backend-wasm (it ships its .wasm files; no download)',
+    load: async (options) => {
+      try {
+        const wasm = await import('@tensorflow/tfjs-backend-wasm');
+        if (options.wasmPaths !== undefined) wasm.setWasmPaths(options.wasmPaths);
+        return true;
+      } catch (error) {
+        if (isModuleNotFound(error)) return false;
+        throw error;
+      }
+    },
+  },
+  {
+    name: 'cpu',
+    installHint: 'npm install @tensorflow/tfjs-backend-cpu',
+    load: () => importOptional('@tensorflow/tfjs-backend-cpu'),
+  },
+];
+
+/**
+ * Activates a backend from `loaders`, in order, and returns its name. Shared by the browser
+ * and Node entry points, which differ only in the loaders they offer.
+ */
+export async function selectFrom(
+  loaders: readonly BackendLoader[],
+  options: SelectBackendOptions = {},
+): Promise<BackendName> {
+  const choice = options.backend ?? 'auto';
+  const candidates = choice === 'auto' ? loaders : loaders.filter((l) => l.name === choice);
+  if (candidates.length === 0) {
+    throw new Error(
+      `gradient-routing: unknown backend '${choice}'. Choose one of: auto, ${loaders
+        .map((l) => l.name)
+        .join(', ')}.`,
+    );
+  }
+  const failures: string[] = [];
+  for (const loader of candidates) {
+    let reason: string;
+    try {
+      if (await loader.load(options)) {
+        if (await tf.setBackend(loader.name)) {
+          await tf.ready();
+          for (const hook of afterSelectHooks) hook(loader.name);
+          return loader.name;
+        }
+        reason = 'it is installed but failed to initialise';
+      } else {
+        reason = `it is not installed (${loader.installHint})`;
+      }
+    } catch (error) {
+      reason = `loading it failed: ${(error as Error).message}`;
+    }
+    if (choice !== 'auto') {
+      throw new Error(`gradient-routing: backend '${loader.name}' was requested but ${reason}.`);
+    }
+    failures.push(`${loader.name}: ${reason}`);
+  }
+  throw new Error(`gradient-routing: no backend could be loaded.\n  ${failures.join('\n  ')}`);
+}
+
+/**
+ * Picks and activates a TensorFlow.js backend: the fastest that loads of webgpu and webgl
+ * (when you have imported them), wasm, then cpu. Returns the backend's name.
+ * In Node, import `selectBackend` from `gradient-routing/node` instead: it also tries
+ * tfjs-node and finds the wasm files of the installed package.
+ *
+ * @throws When a forced backend cannot load, with what to install.
+ */
+export function selectBackend(options: SelectBackendOptions = {}): Promise<BackendName> {
+  return selectFrom(portableLoaders, options);
+}

@@ -1,0 +1,27 @@
+/**
+ * gradient-routing: gradient routing (Cloud et al., 2024) for TensorFlow.js.
+ *
+ * This entry point runs anywhere TensorFlow.js runs, browser included. Node-only helpers
+ * (file I/O, datasets, PNG reports) live in `gradient-routing/node`.
+ *
+ * @packageDocumentation
+ */
+// tfjs-layers registers every op's gradient with tfjs-core, which the routed models need.
+import '@tensorflow/tfjs-layers';
+
+export {
+  type BackendChoice,
+  type BackendName,
+  type SelectBackendOptions,
+  selectBackend,
+} from './backend/select.js';
+export { type Region, regionMask, regionMaskValues, validateRegions } from './masks/regions.js';
+export { ablate } from './routing/ablate.js';
+export {
+  exactMaskProduct,
+  gateForward,
+  type MaskInput,
+  type NestedNumbers,
+  routeGradients,
+  stopGradient,
+} from './routing/route.js';

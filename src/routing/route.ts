@@ -1,0 +1,139 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { assertBroadcastsTo, nestedArrayShape } from './shapes.js';
+
+/** A number array of any depth, such as `[1, 0]` or `[[1, 0], [0, 1]]`. */
+export type NestedNumbers = number | NestedNumbers[];
+
+/**
+ * What {@link routeGradients} accepts as a mask: a tensor, a (nested) number array, or a function
+ * that builds the mask from the routed tensor itself (for masks that depend on activations).
+ * The mask must broadcast to the routed tensor's shape.
+ */
+export type MaskInput = tf.Tensor | NestedNumbers[] | ((x: tf.Tensor) => tf.Tensor);
+
+/**
+ * `values * mask` (broadcast), with one exception that matters for routing: wherever the mask
+ * is 0 the result is exactly +0, even where `values` is NaN or ±Infinity (plain multiplication
+ * gives NaN there, which would leak a blocked example into the weights).
+ */
+export function exactMaskProduct(values: tf.Tensor, mask: tf.Tensor): tf.Tensor {
+  return tf.tidy(() =>
+    tf.where(tf.notEqual(mask, 0), tf.mul(values, mask), tf.scalar(0, values.dtype)),
+  );
+}
+
+/** Resolves a {@link MaskInput} into a float32 tensor; `owned` says whether the caller must dispose it. */
+function resolveMask(x: tf.Tensor, mask: MaskInput): { tensor: tf.Tensor; owned: boolean } {
+  if (typeof mask === 'function') {
+    const built = mask(x);
+    if (!(built instanceof tf.Tensor)) {
+      throw new Error('gradient-routing: a mask function must return a tf.Tensor.');
+    }
+    assertBroadcastsTo(built.shape, x.shape);
+    if (built.dtype === 'float32') return { tensor: built, owned: true };
+    const cast = tf.cast(built, 'float32');
+    built.dispose();
+    return { tensor: cast, owned: true };
+  }
+  if (mask instanceof tf.Tensor) {
+    assertBroadcastsTo(mask.shape, x.shape);
+    if (mask.dtype === 'float32') return { tensor: mask, owned: false };
+    return { tensor: tf.cast(mask, 'float32'), owned: true };
+  }
+  if (Array.isArray(mask)) {
+    const shape = nestedArrayShape(mask);
+    assertBroadcastsTo(shape, x.shape);
+    return { tensor: tf.tensor(mask as number[], shape, 'float32'), owned: true };
+  }
+  throw new Error(
+    'gradient-routing: mask must be a tf.Tensor, a number array, or a function (x) => tf.Tensor.',
+  );
+}
+
+function assertFloat(x: tf.Tensor, op: string): void {
+  if (x.dtype !== 'float32') {
+    throw new Error(
+      `gradient-routing: ${op} needs a float32 tensor, got ${x.dtype}. Cast it first with tf.cast(x, 'float32').`,
+    );
+  }
+}
+
+/**
+ * Builds a differentiable op `(x, mask) => forward(x, mask)` whose gradient into `x` is
+ * `exactMaskProduct(dy, mask)`; the mask is a constant and gets a zero gradient.
+ */
+function maskedGradientOp(
+  forward: (x: tf.Tensor, mask: tf.Tensor) => tf.Tensor,
+): (x: tf.Tensor, mask: tf.Tensor) => tf.Tensor {
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [x, mask, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([mask]);
+    return {
+      value: forward(x, mask),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const savedMask = saved[0]!;
+        return [exactMaskProduct(dy, savedMask), tf.zerosLike(savedMask)];
+      },
+    };
+  });
+  return (x, mask) => op(x, mask);
+}
+
+// A clone shares x's data: the forward value is x itself, bit for bit.
+const routeOp = maskedGradientOp((x) => tf.clone(x));
+const gateOp = maskedGradientOp(exactMaskProduct);
+
+/**
+ * Routes gradients through `x`: the forward value is `x`, unchanged bit for bit, and the gradient
+ * that flows back into `x` is `mask * dy` (broadcast), exactly `+0` wherever the mask is 0.
+ *
+ * The mask is a constant of the computation: no gradient flows into it.
+ *
+ * @param x - The tensor to route, float32. Usually an activation such as a latent code `[B, D]`.
+ * @param mask - A tensor or number array that broadcasts to `x` (`[D]`, `[B,1]`, `[B,D]`, …),
+ *   or a function `(x) => mask`. Values are usually 0/1; soft weights in [0, 1] scale the gradient.
+ * @returns A new tensor equal to `x`; dispose it as usual.
+ * @throws If the mask's shape does not broadcast to `x`'s shape (the message names both shapes).
+ *
+ * @example
+ * ```ts
+ * // Examples 0 and 1 may update only the first two latent dims, example 2 only the last two.
+ * const mask = tf.tensor2d([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1]]);
+ * const routed = routeGradients(latent, mask);
+ * ```
+ */
+export function routeGradients<T extends tf.Tensor>(x: T, mask: MaskInput): T {
+  assertFloat(x, 'routeGradients');
+  return tf.tidy(() => {
+    const { tensor } = resolveMask(x, mask);
+    // Resolved tensors made here are disposed by the tidy; the op saves its own copy for backward.
+    return routeOp(x, tensor) as T;
+  });
+}
+
+const stopOp = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const x = args[0] as tf.Tensor;
+  return { value: tf.clone(x), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) };
+});
+
+/**
+ * Returns `x` unchanged in the forward pass and blocks all gradient into it (PyTorch's
+ * `detach`, JAX's `stop_gradient`). tfjs has no such op.
+ */
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  assertFloat(x, 'stopGradient');
+  return stopOp(x) as T;
+}
+
+/**
+ * Scales `x` by `keep` in the forward pass and the gradient by the same mask in the backward
+ * pass; both directions give exact +0 where `keep` is 0, even for NaN or infinite values.
+ * {@link ablate} is this op with a feature-region mask; use it directly for other masks.
+ */
+export function gateForward<T extends tf.Tensor>(x: T, keep: MaskInput): T {
+  assertFloat(x, 'gateForward');
+  return tf.tidy(() => {
+    const { tensor } = resolveMask(x, keep);
+    return gateOp(x, tensor) as T;
+  });
+}
