@@ -35,9 +35,10 @@ export function onBackendSelected(hook: AfterSelect): void {
   afterSelectHooks.push(hook);
 }
 
-async function importOptional(specifier: string): Promise<boolean> {
+/** Runs a package import, mapping "not installed" to false; literal specifiers keep bundlers able to follow it. */
+async function loaded(importPackage: () => Promise<unknown>): Promise<boolean> {
   try {
-    await import(/* @vite-ignore */ specifier);
+    await importPackage();
     return true;
   } catch (error) {
     if (isModuleNotFound(error)) return false;
@@ -66,21 +67,16 @@ export const portableLoaders: readonly BackendLoader[] = [
     name: 'wasm',
     installHint:
       'npm install @tensorflow/tfjs-backend-wasm (it ships its .wasm files; no download)',
-    load: async (options) => {
-      try {
+    load: (options) =>
+      loaded(async () => {
         const wasm = await import('@tensorflow/tfjs-backend-wasm');
         if (options.wasmPaths !== undefined) wasm.setWasmPaths(options.wasmPaths);
-        return true;
-      } catch (error) {
-        if (isModuleNotFound(error)) return false;
-        throw error;
-      }
-    },
+      }),
   },
   {
     name: 'cpu',
     installHint: 'npm install @tensorflow/tfjs-backend-cpu',
-    load: () => importOptional('@tensorflow/tfjs-backend-cpu'),
+    load: () => loaded(() => import('@tensorflow/tfjs-backend-cpu')),
   },
 ];
 
