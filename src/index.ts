@@ -15,6 +15,22 @@ export {
   type SelectBackendOptions,
   selectBackend,
 } from './backend/select.js';
+export {
+  type ImageDataset,
+  type ImageDatasetOptions,
+  imageDatasetFromIdx,
+  type PixelRange,
+  toTensors,
+} from './data/dataset.js';
+export {
+  encodeIdx,
+  type IdxArrays,
+  type IdxData,
+  type IdxInput,
+  type IdxType,
+  type ParseIdxOptions,
+  parseIdx,
+} from './data/idx.js';
 export { type Region, regionMask, regionMaskValues, validateRegions } from './masks/regions.js';
 export { ablate } from './routing/ablate.js';
 export {

@@ -5,3 +5,11 @@
  * @packageDocumentation
  */
 export { installedWasmDirectory, selectBackend } from './backend/node.js';
+export type { ImageDataset, ImageDatasetOptions, PixelRange } from './data/dataset.js';
+export {
+  type LoadMnistOptions,
+  loadMnist,
+  type MnistSplit,
+  mnistDataDirectory,
+  readIdxFile,
+} from './data/mnist.js';
