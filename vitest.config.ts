@@ -1,6 +1,16 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+const source = (file: string) => fileURLToPath(new URL(`./src/${file}`, import.meta.url));
+
 export default defineConfig({
+  resolve: {
+    // Examples and docs import the package by name; tests run them against the source.
+    alias: [
+      { find: /^gradient-routing\/node$/, replacement: source('node.ts') },
+      { find: /^gradient-routing$/, replacement: source('index.ts') },
+    ],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     environment: 'node',
@@ -8,6 +18,5 @@ export default defineConfig({
     hookTimeout: 120_000,
     // tfjs keeps one global engine per process; files must not share it.
     pool: 'forks',
-    fileParallelism: true,
   },
 });

@@ -32,6 +32,37 @@ export {
   parseIdx,
 } from './data/idx.js';
 export { type Region, regionMask, regionMaskValues, validateRegions } from './masks/regions.js';
+export {
+  type ChartOptions,
+  type Curve,
+  type CurveInput,
+  type GroupedBarChartOptions,
+  groupedBarChartSpec,
+  type LineChartOptions,
+  lineChartSpec,
+  type VegaLiteSpec,
+} from './reports/charts.js';
+export {
+  type GridRow,
+  type ImageGridOptions,
+  imageGrid,
+  type NumericArray,
+  type PixelBuffer,
+} from './reports/grid.js';
+export { toReportJson } from './reports/json.js';
+export type { Label, Series, SeriesInput } from './reports/series.js';
+export {
+  type ColumnAlign,
+  type FormatTableOptions,
+  formatNumber,
+  formatSeriesTable,
+  formatTable,
+  type SeriesRatio,
+  type SeriesTable,
+  type SeriesTableOptions,
+  seriesTable,
+  type TableCell,
+} from './reports/table.js';
 export { ablate } from './routing/ablate.js';
 export {
   exactMaskProduct,

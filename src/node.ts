@@ -13,3 +13,13 @@ export {
   mnistDataDirectory,
   readIdxFile,
 } from './data/mnist.js';
+export {
+  encodePng,
+  renderVegaLiteToSvg,
+  type SvgToPngOptions,
+  svgToPng,
+  writeChartPng,
+  writeFileAtomic,
+  writeJson,
+  writePng,
+} from './reports/render.js';
