@@ -77,3 +77,30 @@ export function regionMaskValues(size: number, regions: Region | readonly Region
 export function regionMask(size: number, regions: Region | readonly Region[]): tf.Tensor1D {
   return tf.tensor1d(regionMaskValues(size, regions), 'float32');
 }
+
+/**
+ * The features of `x` (last axis) inside `regions`, concatenated in region order. Built from
+ * slices, whose gradient every backend has (a gather's needs a kernel tfjs-wasm lacks).
+ *
+ * @example
+ * ```ts
+ * sliceRegions(latent, [[0, 4], [8, 12]]); // [B, 8]
+ * ```
+ */
+export function sliceRegions(x: tf.Tensor, regions: Region | readonly Region[]): tf.Tensor {
+  const axis = x.rank - 1;
+  const size = x.shape[axis];
+  if (size === undefined) {
+    throw new Error('gradient-routing: sliceRegions needs a tensor with at least one axis.');
+  }
+  const list = regionList(regions);
+  validateRegions(size, list);
+  return tf.tidy(() => {
+    const parts = list.map(([start, end]) => {
+      const begin = x.shape.map((_, a) => (a === axis ? start : 0));
+      const extent = x.shape.map((s, a) => (a === axis ? end - start : s));
+      return tf.slice(x, begin, extent);
+    });
+    return parts.length === 1 ? parts[0]! : tf.concat(parts, axis);
+  });
+}
