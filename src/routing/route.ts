@@ -7,7 +7,9 @@ export type NestedNumbers = number | NestedNumbers[];
 /**
  * What {@link routeGradients} accepts as a mask: a tensor, a (nested) number array, or a function
  * that builds the mask from the routed tensor itself (for masks that depend on activations).
- * The mask must broadcast to the routed tensor's shape.
+ * The mask must broadcast to the routed tensor's shape. A mask function's ops are not
+ * differentiated, so it may use ops without gradients (`tf.greater`, …) and read variables
+ * without them receiving gradient.
  */
 export type MaskInput = tf.Tensor | NestedNumbers[] | ((x: tf.Tensor) => tf.Tensor);
 
@@ -22,28 +24,57 @@ export function exactMaskProduct(values: tf.Tensor, mask: tf.Tensor): tf.Tensor 
   );
 }
 
-/** Resolves a {@link MaskInput} into a float32 tensor; `owned` says whether the caller must dispose it. */
-function resolveMask(x: tf.Tensor, mask: MaskInput): { tensor: tf.Tensor; owned: boolean } {
+const MASK_DTYPES: readonly tf.DataType[] = ['float32', 'int32', 'bool'];
+
+function assertMaskDtype(mask: tf.Tensor): void {
+  if (!MASK_DTYPES.includes(mask.dtype)) {
+    throw new Error(
+      `gradient-routing: a mask must be a float32, int32 or bool tensor, got ${mask.dtype}. ` +
+        'Build it from numbers, e.g. tf.tensor([1, 0]).',
+    );
+  }
+}
+
+/**
+ * Runs `build` inside a custom-gradient forward pass, where tfjs does not record ops on the
+ * gradient tape. A mask built from `x` must be a constant: if its ops were taped, backprop would
+ * multiply the mask's zero gradient by their local derivatives, and 0 · NaN (e.g. the derivative
+ * of 1 / (1 + x²) at x = ±Infinity) would put NaN into the gradient of `x` or of variables the
+ * mask function reads.
+ */
+function offTape(build: () => tf.Tensor): tf.Tensor {
+  return tf.customGrad(() => ({ value: build(), gradFunc: () => [] }))();
+}
+
+/**
+ * Resolves a {@link MaskInput} into a float32 tensor. Call inside `tf.tidy`: tensors it creates
+ * are left to the tidy, and tensors it did not create (the caller's mask) are never disposed.
+ */
+function resolveMask(x: tf.Tensor, mask: MaskInput): tf.Tensor {
   if (typeof mask === 'function') {
-    const built = mask(x);
-    if (!(built instanceof tf.Tensor)) {
-      throw new Error('gradient-routing: a mask function must return a tf.Tensor.');
-    }
-    assertBroadcastsTo(built.shape, x.shape);
-    if (built.dtype === 'float32') return { tensor: built, owned: true };
-    const cast = tf.cast(built, 'float32');
-    built.dispose();
-    return { tensor: cast, owned: true };
+    return offTape(() => {
+      const built = mask(x);
+      if (!(built instanceof tf.Tensor)) {
+        throw new Error(
+          'gradient-routing: a mask function must return a tf.Tensor; return e.g. tf.tensor([1, 0]).',
+        );
+      }
+      assertMaskDtype(built);
+      assertBroadcastsTo(built.shape, x.shape);
+      // A fresh tensor even when the function returns x or a tensor it closes over, so the
+      // custom-gradient node never outputs one of the caller's tensors.
+      return tf.cast(built, 'float32');
+    });
   }
   if (mask instanceof tf.Tensor) {
+    assertMaskDtype(mask);
     assertBroadcastsTo(mask.shape, x.shape);
-    if (mask.dtype === 'float32') return { tensor: mask, owned: false };
-    return { tensor: tf.cast(mask, 'float32'), owned: true };
+    return mask.dtype === 'float32' ? mask : tf.cast(mask, 'float32');
   }
   if (Array.isArray(mask)) {
     const shape = nestedArrayShape(mask);
     assertBroadcastsTo(shape, x.shape);
-    return { tensor: tf.tensor(mask as number[], shape, 'float32'), owned: true };
+    return tf.tensor(mask as number[], shape, 'float32');
   }
   throw new Error(
     'gradient-routing: mask must be a tf.Tensor, a number array, or a function (x) => tf.Tensor.',
@@ -51,6 +82,11 @@ function resolveMask(x: tf.Tensor, mask: MaskInput): { tensor: tf.Tensor; owned:
 }
 
 function assertFloat(x: tf.Tensor, op: string): void {
+  if (!(x instanceof tf.Tensor)) {
+    throw new Error(
+      `gradient-routing: ${op} needs a tf.Tensor, got ${typeof x}. Wrap the values with tf.tensor(...).`,
+    );
+  }
   if (x.dtype !== 'float32') {
     throw new Error(
       `gradient-routing: ${op} needs a float32 tensor, got ${x.dtype}. Cast it first with tf.cast(x, 'float32').`,
@@ -105,9 +141,8 @@ const gateOp = maskedGradientOp(exactMaskProduct);
 export function routeGradients<T extends tf.Tensor>(x: T, mask: MaskInput): T {
   assertFloat(x, 'routeGradients');
   return tf.tidy(() => {
-    const { tensor } = resolveMask(x, mask);
     // Resolved tensors made here are disposed by the tidy; the op saves its own copy for backward.
-    return routeOp(x, tensor) as T;
+    return routeOp(x, resolveMask(x, mask)) as T;
   });
 }
 
@@ -133,7 +168,6 @@ export function stopGradient<T extends tf.Tensor>(x: T): T {
 export function gateForward<T extends tf.Tensor>(x: T, keep: MaskInput): T {
   assertFloat(x, 'gateForward');
   return tf.tidy(() => {
-    const { tensor } = resolveMask(x, keep);
-    return gateOp(x, tensor) as T;
+    return gateOp(x, resolveMask(x, keep)) as T;
   });
 }
