@@ -13,6 +13,7 @@ export {
   mnistDataDirectory,
   readIdxFile,
 } from './data/mnist.js';
+export { loadFromDirectory, saveToDirectory } from './io/file-system.js';
 export {
   encodePng,
   renderVegaLiteToSvg,
