@@ -1,9 +1,10 @@
 // Proves that the main entry point runs in a browser: bundles dist/index.js with everything it
 // reaches (tfjs included) for the browser platform, where any Node built-in fails to resolve.
-import { build } from 'esbuild';
+
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { build } from 'esbuild';
 
 const outDir = mkdtempSync(path.join(tmpdir(), 'gr-browser-'));
 const outfile = path.join(outDir, 'bundle.js');

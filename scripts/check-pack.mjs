@@ -23,15 +23,22 @@ const tf = lib.tf;
 try {
   const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], root));
   const tarball = path.join(work, packed[0].filename);
-  console.log(`packed ${packed[0].filename}: ${packed[0].entryCount} files, ${packed[0].size} bytes`);
+  console.log(
+    `packed ${packed[0].filename}: ${packed[0].entryCount} files, ${packed[0].size} bytes`,
+  );
   const app = path.join(work, 'app');
   run('mkdir', ['-p', app]);
   writeFileSync(path.join(app, 'package.json'), '{ "name": "app", "private": true }\n');
   run(
     'npm',
     [
-      'install', '--offline', '--no-audit', '--no-fund', tarball,
-      '@tensorflow/tfjs-core@4.22.0', '@tensorflow/tfjs-layers@4.22.0',
+      'install',
+      '--offline',
+      '--no-audit',
+      '--no-fund',
+      tarball,
+      '@tensorflow/tfjs-core@4.22.0',
+      '@tensorflow/tfjs-layers@4.22.0',
     ],
     app,
   );
@@ -54,7 +61,9 @@ const node = require('gradient-routing/node');`),
   }
   console.log('packaging check: ok');
 } catch (error) {
-  console.error(`packaging check failed: ${error.message}\n${error.stdout ?? ''}${error.stderr ?? ''}`);
+  console.error(
+    `packaging check failed: ${error.message}\n${error.stdout ?? ''}${error.stderr ?? ''}`,
+  );
   process.exitCode = 1;
 } finally {
   rmSync(work, { recursive: true, force: true });
