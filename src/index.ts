@@ -35,6 +35,24 @@ export {
   type ParseIdxOptions,
   parseIdx,
 } from './data/idx.js';
+// Experiments
+export {
+  partitionRegions,
+  runSplitExperiment,
+  type SliceReport,
+  type SplitExperimentCallbacks,
+  type SplitExperimentConfig,
+  type SplitExperimentResult,
+  type SplitPresetName,
+  splitPresets,
+} from './experiments/split.js';
+export {
+  formatSplitTable,
+  groupKeys,
+  type RunInfo,
+  type SplitSummary,
+  summarizeSplitExperiment,
+} from './experiments/summary.js';
 // Layers and models
 export { type DenseStackOptions, denseStack } from './layers/mlp.js';
 export { RouteGradients, type RouteGradientsArgs } from './layers/route-gradients.js';
@@ -159,4 +177,12 @@ export {
   routeGradients,
   stopGradient,
 } from './routing/route.js';
+// Training
+export {
+  type FitOptions,
+  type FitProgress,
+  type FitResult,
+  fitRoutedAutoencoder,
+  type LossPoint,
+} from './training/fit.js';
 export { seededPermutation, seededRandom } from './util/random.js';

@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 export { installedWasmDirectory, selectBackend } from './backend/node.js';
+export type { BackendChoice, BackendName, SelectBackendOptions } from './backend/select.js';
 export type { ImageDataset, ImageDatasetOptions, PixelRange } from './data/dataset.js';
 export {
   type LoadMnistOptions,
@@ -24,3 +25,8 @@ export {
   writeJson,
   writePng,
 } from './reports/render.js';
+export {
+  type SplitReportFiles,
+  type SplitReportOptions,
+  writeSplitReport,
+} from './reports/split-report.js';

@@ -9,6 +9,7 @@ import {
 import { compileLabelRoutes, type LabelRoute, type UnroutedPolicy } from '../masks/labels.js';
 import { type Region, regionList, sliceRegions, validateRegions } from '../masks/regions.js';
 import { RouteTable } from '../masks/table.js';
+import { perLabelMeans } from '../probing/split.js';
 import { ablate } from '../routing/ablate.js';
 import { routeGradients, stopGradient } from '../routing/route.js';
 import { denseStack } from './mlp.js';
@@ -264,11 +265,11 @@ export class RoutedAutoencoder {
 
   /**
    * Per-label MAE of the decoder and of each certificate on a dataset, computed in batches.
-   * Label `k`'s entry is the mean over its examples of the per-example MAE.
+   * Label `k`'s entry is the mean over its examples of the per-example MAE (NaN if it has none).
    */
   evaluate(
     x: tf.Tensor2D,
-    labels: Int32Array,
+    labels: ArrayLike<number>,
     options: { batchSize?: number; numClasses?: number } = {},
   ): PerLabelErrors {
     const batchSize = options.batchSize ?? 1000;
@@ -280,11 +281,7 @@ export class RoutedAutoencoder {
       );
     }
     const heads = 1 + this.certificateDecoders.length;
-    const sums = Array.from({ length: heads }, () => new Float64Array(numClasses));
-    const counts = new Float64Array(numClasses);
-    for (const label of labels) {
-      if (label >= 0 && label < numClasses) counts[label]! += 1;
-    }
+    const perExample = Array.from({ length: heads }, () => new Float32Array(count));
     for (let start = 0; start < count; start += batchSize) {
       const size = Math.min(batchSize, count - start);
       const errors = tf.tidy(() => {
@@ -295,15 +292,12 @@ export class RoutedAutoencoder {
       });
       const values = errors.dataSync();
       errors.dispose();
-      for (let head = 0; head < heads; head++) {
-        for (let i = 0; i < size; i++) {
-          const label = labels[start + i]!;
-          if (label >= 0 && label < numClasses) sums[head]![label]! += values[head * size + i]!;
-        }
-      }
+      perExample.forEach((head, h) => head.set(values.subarray(h * size, (h + 1) * size), start));
     }
-    const means = sums.map((row) => Array.from(row, (sum, label) => sum / counts[label]!));
-    return { decoder: means[0]!, certificates: means.slice(1) };
+    const [decoder, ...certificates] = perExample.map((head) =>
+      perLabelMeans(head, labels, numClasses),
+    );
+    return { decoder: decoder!, certificates };
   }
 
   /** Serialises the config and every weight through any tfjs IO handler (bit-exact). */
