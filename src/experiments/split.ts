@@ -120,7 +120,7 @@ export interface SplitExperimentResult {
   decoderPerLabel: number[];
   /** Mean over labels of {@link SplitExperimentResult.decoderPerLabel}. */
   decoderMae: number;
-  /** The concurrent certificate decoders, one per label group. */
+  /** The concurrent certificate decoders, one per label group (none when their weight is 0). */
   certificates: SliceReport[];
   /** Post-hoc probes on the frozen encoder (empty when `probeEpochs` is 0). */
   probes: SliceProbe[];
@@ -155,6 +155,11 @@ export async function runSplitExperiment(
     region: regions[g]!,
   }));
   const numClasses = Math.max(...config.partition.flat()) + 1;
+  if (config.weights.certificates === 0 && config.probeEpochs === 0) {
+    throw new Error(
+      'gradient-routing: with no certificate decoders (weights.certificates 0) and no probes (probeEpochs 0) nothing would measure the split; enable one of them.',
+    );
+  }
   const train = limitDataset(data.train, config.trainLimit);
   const test = limitDataset(data.test, config.testLimit);
   const { x: trainX, y: trainY } = toTensors(train);
@@ -166,6 +171,8 @@ export async function runSplitExperiment(
     routes,
     numClasses,
     seed: config.seed,
+    // Certificates read the stopped latent, so leaving them out changes nothing else in training.
+    certificates: config.weights.certificates === 0 ? [] : 'routes',
   });
   const optimizer = torchAdam({
     learningRate: config.learningRate,

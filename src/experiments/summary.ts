@@ -8,9 +8,17 @@ export interface RunInfo {
   wallSeconds: number;
 }
 
+/** Per-label errors and split ratios of a set of half-decoders, keyed like {@link groupKeys}. */
+export interface HalfDecoderReport {
+  splitRatio: Record<string, number>;
+  perDigit: Record<string, number[]>;
+}
+
 /**
- * The JSON summary of a split experiment. With two label groups, `low` is the certificate on the
- * block routed for the first group and `high` the one for the second, as in the paper.
+ * The JSON summary of a split experiment. With two label groups, `low` is the half-decoder on the
+ * block routed for the first group and `high` the one for the second, as in the paper. The
+ * headline `splitRatio` and `perDigit` come from the concurrent certificates when the run had
+ * them, else from the post-hoc probes (`halfDecoders` says which).
  */
 export interface SplitSummary {
   preset: string;
@@ -19,11 +27,15 @@ export interface SplitSummary {
   trainSeconds: number;
   routed: boolean;
   decoderMae: number;
-  /** Split ratio per certificate, keyed `low`/`high` for two groups, else `group0`, `group1`, …. */
+  /** Which half-decoders the headline numbers come from. */
+  halfDecoders: 'certificates' | 'probes';
+  /** Split ratio per half-decoder, keyed `low`/`high` for two groups, else `group0`, `group1`, …. */
   splitRatio: Record<string, number>;
   perDigit: { decoder: number[] } & Record<string, number[]>;
-  /** The post-hoc probes' ratios and per-label errors, keyed like `splitRatio` (empty when skipped). */
-  probes: { splitRatio: Record<string, number>; perDigit: Record<string, number[]> };
+  /** The concurrent certificates (empty when the run had none). */
+  certificates: HalfDecoderReport;
+  /** The post-hoc probes on the frozen encoder (empty when skipped). */
+  probes: HalfDecoderReport;
   config: SplitExperimentResult['config'];
   steps: number;
   losses: SplitExperimentResult['losses'];
@@ -40,8 +52,16 @@ export function summarizeSplitExperiment(
   run: RunInfo,
 ): SplitSummary {
   const keys = groupKeys(result.config.partition.length);
-  const byKey = <T>(items: readonly T[], value: (item: T) => number | number[]) =>
-    Object.fromEntries(items.map((item, g) => [keys[g]!, value(item)]));
+  const report = (
+    slices: readonly { ratio: number; perLabelMae: number[] }[],
+  ): HalfDecoderReport => ({
+    splitRatio: Object.fromEntries(slices.map((slice, g) => [keys[g]!, slice.ratio])),
+    perDigit: Object.fromEntries(slices.map((slice, g) => [keys[g]!, slice.perLabelMae])),
+  });
+  const certificates = report(result.certificates);
+  const probes = report(result.probes);
+  const halfDecoders = result.certificates.length > 0 ? 'certificates' : 'probes';
+  const headline = halfDecoders === 'certificates' ? certificates : probes;
   return {
     preset: run.preset,
     backend: run.backend,
@@ -49,15 +69,11 @@ export function summarizeSplitExperiment(
     trainSeconds: result.trainSeconds,
     routed: result.config.routed,
     decoderMae: result.decoderMae,
-    splitRatio: byKey(result.certificates, (c) => c.ratio) as Record<string, number>,
-    perDigit: {
-      decoder: result.decoderPerLabel,
-      ...(byKey(result.certificates, (c) => c.perLabelMae) as Record<string, number[]>),
-    },
-    probes: {
-      splitRatio: byKey(result.probes, (p) => p.ratio) as Record<string, number>,
-      perDigit: byKey(result.probes, (p) => p.perLabelMae) as Record<string, number[]>,
-    },
+    halfDecoders,
+    splitRatio: headline.splitRatio,
+    perDigit: { ...headline.perDigit, decoder: result.decoderPerLabel },
+    certificates,
+    probes,
     config: result.config,
     steps: result.steps,
     losses: result.losses,
@@ -74,19 +90,28 @@ export function formatSplitTable(summary: SplitSummary): string {
     const width = summary.config.latentDim / keys.length;
     return `dims ${g * width}-${(g + 1) * width - 1}`;
   };
+  const sources = [
+    { name: 'certificate', report: summary.certificates },
+    { name: 'probe', report: summary.probes },
+  ];
   const series = [
     { name: 'decoder', values: summary.perDigit.decoder },
-    ...keys.map((key, g) => ({ name: `${key} (${regionOf(g)})`, values: summary.perDigit[key]! })),
-    ...keys
-      .filter((key) => summary.probes.perDigit[key] !== undefined)
-      .map((key) => ({ name: `probe ${key}`, values: summary.probes.perDigit[key]! })),
+    ...sources.flatMap(({ name, report }) =>
+      keys
+        .filter((key) => report.perDigit[key] !== undefined)
+        .map((key, g) => ({
+          name: `${name} ${key} (${regionOf(g)})`,
+          values: report.perDigit[key]!,
+        })),
+    ),
   ];
   const table = formatSeriesTable({ series, cornerTitle: 'digit' });
   const ratios = keys
     .map((key, g) => {
-      const probe = summary.probes.splitRatio[key];
-      const probeText = probe === undefined ? '' : ` (post-hoc probe ${probe.toFixed(2)})`;
-      return `- split ratio of ${key} (${regionOf(g)}): ${summary.splitRatio[key]!.toFixed(2)}${probeText}`;
+      const parts = sources
+        .filter(({ report }) => report.splitRatio[key] !== undefined)
+        .map(({ name, report }) => `${report.splitRatio[key]!.toFixed(2)} (${name})`);
+      return `- split ratio of ${key} (${regionOf(g)}): ${parts.join(', ')}`;
     })
     .join('\n');
   return `${table}\n\n${ratios}\n- decoder MAE: ${summary.decoderMae.toFixed(4)}`;

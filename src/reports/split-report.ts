@@ -56,7 +56,10 @@ export async function writeSplitReport(
     groupedBarChartSpec({
       series: [
         { name: 'decoder', values: summary.perDigit.decoder },
-        ...keys.map((key) => ({ name: `${key} certificate`, values: summary.perDigit[key]! })),
+        ...keys.map((key) => ({
+          name: `${key} half (${summary.halfDecoders})`,
+          values: summary.perDigit[key]!,
+        })),
       ],
       labelTitle: 'digit',
       valueTitle: 'test MAE',
