@@ -10,6 +10,11 @@
 // tfjs-layers registers every op's gradient with tfjs-core, which the routed models need.
 import '@tensorflow/tfjs-layers';
 
+export {
+  fastKernelsInstalled,
+  installFastKernels,
+  uninstallFastKernels,
+} from './backend/fast-kernels.js';
 // Backend selection
 export {
   type BackendChoice,

@@ -4,6 +4,11 @@
  *
  * @packageDocumentation
  */
+export {
+  useWasmThreads,
+  type WasmThreadsOptions,
+  wasmThreadsCount,
+} from './backend/fast-kernels-node.js';
 export { installedWasmDirectory, selectBackend } from './backend/node.js';
 export type { BackendChoice, BackendName, SelectBackendOptions } from './backend/select.js';
 export type { ImageDataset, ImageDatasetOptions, PixelRange } from './data/dataset.js';

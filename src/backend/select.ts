@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { installFastKernelsFor } from './fast-kernels.js';
 
 /** A backend this library knows how to load; `'auto'` picks the fastest that loads. */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu' | 'webgl' | 'webgpu';
@@ -24,15 +25,6 @@ export interface BackendLoader {
   /** What the user should do when this backend was forced but could not load. */
   readonly installHint: string;
   load(options: SelectBackendOptions): Promise<boolean>;
-}
-
-/** Hooks run after a backend is active, e.g. to install faster kernels for it. */
-type AfterSelect = (name: BackendName) => void;
-const afterSelectHooks: AfterSelect[] = [];
-
-/** Registers a hook that runs each time {@link selectBackend} activates a backend. */
-export function onBackendSelected(hook: AfterSelect): void {
-  afterSelectHooks.push(hook);
 }
 
 /** Runs a package import, mapping "not installed" to false; literal specifiers keep bundlers able to follow it. */
@@ -104,7 +96,8 @@ export async function selectFrom(
       if (await loader.load(options)) {
         if (await tf.setBackend(loader.name)) {
           await tf.ready();
-          for (const hook of afterSelectHooks) hook(loader.name);
+          // Training on stock wasm is ~15x slower: its transposed matrix products skip XNNPACK.
+          installFastKernelsFor(loader.name);
           return loader.name;
         }
         reason = 'it is installed but failed to initialise';

@@ -1,0 +1,389 @@
+/**
+ * `npm run bench`: training-step throughput of the paper's MNIST autoencoder on every available
+ * backend, with and without gradient routing, and on wasm with stock tfjs kernels for comparison.
+ * Prints measurements, not verdicts. `npm run bench -- --help` lists the options.
+ */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  fastKernelsInstalled,
+  installFastKernels,
+  uninstallFastKernels,
+} from '../src/backend/fast-kernels.js';
+import { useWasmThreads, wasmThreadsCount } from '../src/backend/fast-kernels-node.js';
+import { selectBackend } from '../src/backend/node.js';
+import type { BackendName } from '../src/backend/select.js';
+import {
+  buildPaperModel,
+  type DenseStyle,
+  flopsPerExample,
+  groupMask,
+  type PaperModel,
+} from './paper-model.js';
+
+const HELP = `Usage: npm run bench -- [options]
+
+  --backends LIST     comma-separated, from tensorflow,wasm,cpu (default: all that load)
+  --batches LIST      batch sizes (default: 256,2048; 256 with --quick)
+  --steps N           timed steps per variant (default: 8 at batch <= 512, else 3; cpu 1)
+  --warmup N          untimed steps first (default: 2 at batch <= 512, else 1; cpu 1)
+  --stock-steps N     timed steps of the stock-wasm variant (default: 2; 0 skips it)
+  --full              also run what is skipped by default for time: stock wasm and cpu at
+                      batches > 512 (each step takes minutes)
+  --quick             batch 256, 2 steps, 1 stock step, no cpu unless --backends names it
+  --threads N         multi-threaded wasm with N threads (useWasmThreads); default 1, as stock
+  --dense STYLE       plain (matMul + add + relu, default) or fused (tf.fused.matMul + relu)
+  --profile           after timing, where one routed step spends its time, per kernel
+  --json              print one JSON object on stdout (progress goes to stderr)
+  --help              this text
+`;
+
+type Variant = 'unrouted' | 'routed' | 'stock';
+
+interface Result {
+  backend: BackendName;
+  batch: number;
+  variant: Variant;
+  msPerStep: number;
+  gflops: number;
+}
+
+interface Row extends Result {
+  steps: number;
+  warmup: number;
+  cpuMsPerStep: number;
+  minMs: number;
+  maxMs: number;
+}
+
+/** The median: one step slowed down by another process must not move the figure. */
+function median(list: number[]): number {
+  const sorted = [...list].sort((p, q) => p - q);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const { values: args } = parseArgs({
+  options: {
+    backends: { type: 'string' },
+    batches: { type: 'string' },
+    steps: { type: 'string' },
+    warmup: { type: 'string' },
+    'stock-steps': { type: 'string' },
+    full: { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
+    dense: { type: 'string', default: 'plain' },
+    threads: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (args.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+
+function integers(option: string, text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const list = text.split(',').map((part) => Number(part.trim()));
+  if (list.some((n) => !Number.isInteger(n) || n < 0)) {
+    throw new Error(
+      `gradient-routing bench: --${option} takes non-negative integers, got '${text}'; e.g. --${option} 2.`,
+    );
+  }
+  return list;
+}
+
+const ALL_BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+const requestedBackends = args.backends?.split(',').map((b) => b.trim() as BackendName);
+for (const name of requestedBackends ?? []) {
+  if (!ALL_BACKENDS.includes(name)) {
+    throw new Error(
+      `gradient-routing bench: unknown backend '${name}'; use --backends with ${ALL_BACKENDS.join(', ')}.`,
+    );
+  }
+}
+if (args.dense !== 'plain' && args.dense !== 'fused') {
+  throw new Error(`gradient-routing bench: --dense is plain or fused, got '${args.dense}'.`);
+}
+const dense = args.dense as DenseStyle;
+const batches = integers('batches', args.batches) ?? (args.quick ? [256] : [256, 2048]);
+const stepsOption = integers('steps', args.steps)?.[0];
+const warmupOption = integers('warmup', args.warmup)?.[0];
+const threads = integers('threads', args.threads)?.[0];
+const stockSteps = integers('stock-steps', args['stock-steps'])?.[0] ?? (args.quick ? 1 : 2);
+
+const log = (line = '') => process.stderr.write(`${line}\n`);
+const out = (line = '') => (args.json ? log(line) : process.stdout.write(`${line}\n`));
+const skipped: string[] = [];
+
+const FLOPS_PER_EXAMPLE = flopsPerExample();
+const gflops = (batch: number, ms: number) => (FLOPS_PER_EXAMPLE * batch) / (ms * 1e6);
+
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+}
+
+/**
+ * The backend's plain matMul rate for 256×784×2048 (the largest layer), single-threaded unless
+ * --threads: the same weights every time, so XNNPACK's packing is cached as in inference. The
+ * best of many short runs, since one busy moment of another process must not lower it.
+ */
+async function ceiling(): Promise<number> {
+  const [a, b] = [tf.randomNormal([256, 784]), tf.randomNormal([784, 2048])];
+  const runs = tf.getBackend() === 'cpu' ? 3 : 20;
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i <= runs; i++) {
+    const start = performance.now();
+    const c = tf.matMul(a, b);
+    await c.data();
+    c.dispose();
+    if (i > 0) best = Math.min(best, performance.now() - start);
+  }
+  tf.dispose([a, b]);
+  return (2 * 256 * 784 * 2048) / (best * 1e6);
+}
+
+async function timedStep(model: PaperModel, x: tf.Tensor2D, mask: tf.Tensor2D | null) {
+  const start = performance.now();
+  const cpu = process.cpuUsage();
+  const loss = model.step(x, mask);
+  // The one host sync per step: reading the loss, as a training loop that logs it would.
+  await loss.data();
+  loss.dispose();
+  return { ms: performance.now() - start, cpuMs: cpuMs(cpu) };
+}
+
+function summarise(
+  backend: BackendName,
+  batch: number,
+  variant: Variant,
+  warmup: number,
+  times: Array<{ ms: number; cpuMs: number }>,
+): Row {
+  const msPerStep = median(times.map((t) => t.ms));
+  const cpuMsPerStep = median(times.map((t) => t.cpuMs));
+  return {
+    minMs: Math.min(...times.map((t) => t.ms)),
+    maxMs: Math.max(...times.map((t) => t.ms)),
+    backend,
+    batch,
+    variant,
+    msPerStep,
+    gflops: gflops(batch, msPerStep),
+    steps: times.length,
+    warmup,
+    cpuMsPerStep,
+  };
+}
+
+async function profileStep(model: PaperModel, x: tf.Tensor2D, mask: tf.Tensor2D): Promise<void> {
+  const phases = { 'forward + backward': 0, adam: 0 };
+  const info = await tf.profile(async () => {
+    let start = performance.now();
+    const { loss, grads } = model.gradients(x, mask);
+    await loss.data();
+    phases['forward + backward'] = performance.now() - start;
+    start = performance.now();
+    model.apply(grads);
+    await model.variables[0]!.data();
+    phases.adam = performance.now() - start;
+    loss.dispose();
+  });
+  const byKernel = new Map<string, number>();
+  for (const kernel of info.kernels) {
+    const ms = typeof kernel.kernelTimeMs === 'number' ? kernel.kernelTimeMs : 0;
+    byKernel.set(kernel.name, (byKernel.get(kernel.name) ?? 0) + ms);
+  }
+  const total = [...byKernel.values()].reduce((s, ms) => s + ms, 0);
+  const category = (name: string) =>
+    ['BatchMatMul', '_FusedMatMul'].includes(name)
+      ? 'matmul'
+      : ['Sum', 'Mean', 'Max', 'Min'].includes(name)
+        ? 'reductions'
+        : name === 'Transpose'
+          ? 'transpose'
+          : 'elementwise and other';
+  const byCategory = new Map<string, number>();
+  for (const [name, ms] of byKernel) {
+    byCategory.set(category(name), (byCategory.get(category(name)) ?? 0) + ms);
+  }
+  out(
+    `  phases (wall, profiling on): forward + backward ${phases['forward + backward'].toFixed(0)} ms, Adam ${phases.adam.toFixed(0)} ms`,
+  );
+  out(`  kernel time ${total.toFixed(0)} ms by category:`);
+  for (const [name, ms] of [...byCategory].sort((p, q) => q[1] - p[1])) {
+    out(`    ${name.padEnd(24)} ${ms.toFixed(1).padStart(8)} ms  ${pct(ms / total)}`);
+  }
+  out('  top kernels:');
+  for (const [name, ms] of [...byKernel].sort((p, q) => q[1] - p[1]).slice(0, 8)) {
+    out(`    ${name.padEnd(24)} ${ms.toFixed(1).padStart(8)} ms  ${pct(ms / total)}`);
+  }
+}
+
+const pct = (ratio: number) => `${(100 * ratio).toFixed(1)}%`;
+
+function isCpu(backend: BackendName): boolean {
+  return backend === 'cpu';
+}
+
+async function benchBackend(backend: BackendName, rows: Row[]): Promise<number | null> {
+  try {
+    await selectBackend({ backend });
+  } catch (error) {
+    skipped.push(`${backend}: not available (${(error as Error).message})`);
+    return null;
+  }
+  if (backend === 'wasm' && !fastKernelsInstalled()) {
+    throw new Error(
+      'gradient-routing bench: selecting wasm did not install the fast kernels; check selectFrom in src/backend/select.ts.',
+    );
+  }
+  const threadsNote = backend === 'wasm' ? `, ${wasmThreadsCount()} thread(s)` : '';
+  log(`[${backend}${threadsNote}] measuring the matMul ceiling…`);
+  const rate = await ceiling();
+  for (const batch of batches) {
+    if (isCpu(backend) && batch > 512 && !args.full) {
+      skipped.push(`${backend} batch ${batch}: about 3 min per step (use --full)`);
+      continue;
+    }
+    const warmup = warmupOption ?? (isCpu(backend) || batch > 512 ? 1 : 2);
+    const steps = stepsOption ?? (args.quick ? 2 : isCpu(backend) ? 1 : batch > 512 ? 3 : 8);
+    const model = buildPaperModel(dense);
+    const x = tf.randomUniform([batch, 784], -1, 1) as tf.Tensor2D;
+    const labels = Array.from({ length: batch }, () => Math.floor(Math.random() * 10));
+    const mask = groupMask(labels);
+    log(`[${backend}] batch ${batch}: ${warmup} warm-up + ${steps} timed steps per variant…`);
+    for (let i = 0; i < warmup; i++) {
+      await timedStep(model, x, null);
+      await timedStep(model, x, mask);
+    }
+    // Interleaved, so that drift in machine load hits both variants alike.
+    const unrouted: Array<{ ms: number; cpuMs: number }> = [];
+    const routed: Array<{ ms: number; cpuMs: number }> = [];
+    for (let i = 0; i < steps; i++) {
+      unrouted.push(await timedStep(model, x, null));
+      routed.push(await timedStep(model, x, mask));
+    }
+    rows.push(summarise(backend, batch, 'unrouted', warmup, unrouted));
+    rows.push(summarise(backend, batch, 'routed', warmup, routed));
+
+    if (backend === 'wasm') {
+      const slow = batch > 512 && !args.full;
+      if (stockSteps === 0 || slow) {
+        skipped.push(
+          `wasm batch ${batch} stock: ${slow ? 'about 100 s per step (use --full)' : '--stock-steps 0'}`,
+        );
+      } else {
+        // A stock step of this size takes seconds to minutes; its warm-up is not worth the wait.
+        const stockWarmup = batch > 512 ? 0 : 1;
+        log(`[wasm] batch ${batch}: stock kernels, ${stockWarmup} warm-up + ${stockSteps} steps…`);
+        uninstallFastKernels();
+        try {
+          for (let i = 0; i < stockWarmup; i++) await timedStep(model, x, mask);
+          const stock: Array<{ ms: number; cpuMs: number }> = [];
+          for (let i = 0; i < stockSteps; i++) stock.push(await timedStep(model, x, mask));
+          rows.push(summarise(backend, batch, 'stock', stockWarmup, stock));
+        } finally {
+          installFastKernels();
+        }
+      }
+    } else {
+      skipped.push(`${backend} batch ${batch} stock: not applicable (fast kernels are wasm-only)`);
+    }
+
+    if (args.profile) {
+      out(`profile: ${backend}, batch ${batch}, routed step`);
+      await profileStep(model, x, mask);
+    }
+    model.dispose();
+    tf.dispose([x, mask]);
+  }
+  // Measured again at the end: the higher of the two is the less disturbed.
+  return Math.max(rate, await ceiling());
+}
+
+async function main(): Promise<void> {
+  const loadBefore = os.loadavg()[0]!;
+  const cpus = os.cpus();
+  out(
+    `gradient-routing bench: tfjs ${tf.version_core}, node ${process.version}, ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}`,
+  );
+  out(
+    `model 784-2048-512-32 / 32-512-2048-784 / 2 × 16-512-2048-784, ${(FLOPS_PER_EXAMPLE / 1e6).toFixed(1)} MFLOP per example per step, Adam, dense ${dense}`,
+  );
+  if (threads !== undefined) useWasmThreads({ threads });
+  out(
+    `wasm threads: ${threads ?? 1}${threads === undefined ? ' (stock tfjs in Node)' : ' (useWasmThreads)'}`,
+  );
+  const rows: Row[] = [];
+  const ceilings: Array<{ backend: BackendName; gflops: number }> = [];
+  const backends = requestedBackends ?? ALL_BACKENDS.filter((b) => !(args.quick && isCpu(b)));
+  if (args.quick && requestedBackends === undefined) skipped.push('cpu: skipped by --quick');
+  for (const backend of backends) {
+    const rate = await benchBackend(backend, rows);
+    if (rate !== null) ceilings.push({ backend, gflops: rate });
+  }
+  const loadAfter = os.loadavg()[0]!;
+
+  out();
+  out(
+    'backend     batch  variant   warm+steps   ms/step      (min–max)   cpu ms/step   examples/s   GFLOP/s   of ceiling',
+  );
+  for (const r of rows) {
+    const ceil = ceilings.find((c) => c.backend === r.backend)?.gflops ?? Number.NaN;
+    out(
+      `${r.backend.padEnd(10)} ${String(r.batch).padStart(6)}  ${r.variant.padEnd(9)} ${`${r.warmup}+${r.steps}`.padStart(10)} ${r.msPerStep.toFixed(0).padStart(9)} ${`(${r.minMs.toFixed(0)}–${r.maxMs.toFixed(0)})`.padStart(15)} ${r.cpuMsPerStep.toFixed(0).padStart(13)} ${((1000 * r.batch) / r.msPerStep).toFixed(0).padStart(12)} ${r.gflops.toFixed(2).padStart(9)} ${pct(r.gflops / ceil).padStart(12)}`,
+    );
+  }
+  out();
+  for (const c of ceilings) {
+    const on = c.backend === 'wasm' ? `, ${threads ?? 1} thread(s)` : '';
+    out(
+      `ceiling ${c.backend}: plain matMul 256×784×2048, ${c.gflops.toFixed(2)} GFLOP/s (best of the runs before and after the steps${on})`,
+    );
+  }
+  out();
+  for (const backend of new Set(rows.map((r) => r.backend))) {
+    for (const batch of batches) {
+      const find = (variant: Variant) =>
+        rows.find((r) => r.backend === backend && r.batch === batch && r.variant === variant);
+      const [unrouted, routed, stock] = [find('unrouted'), find('routed'), find('stock')];
+      if (unrouted === undefined || routed === undefined) continue;
+      const ceil = ceilings.find((c) => c.backend === backend)?.gflops ?? Number.NaN;
+      const parts = [
+        `routed/unrouted ${routed.msPerStep > unrouted.msPerStep ? '+' : ''}${pct(routed.msPerStep / unrouted.msPerStep - 1)}`,
+        stock === undefined
+          ? null
+          : `library vs stock ${(stock.msPerStep / routed.msPerStep).toFixed(1)}× faster`,
+        `routed step/ceiling ${pct(routed.gflops / ceil)}`,
+      ].filter((p) => p !== null);
+      out(`${backend} batch ${batch}: ${parts.join(', ')}`);
+    }
+  }
+  out();
+  for (const line of skipped) out(`skipped: ${line}`);
+  out(
+    `notes: ms/step is the median wall time of the timed steps (unrouted and routed interleaved), each ending with one host sync (reading the loss); cpu ms/step is this process's CPU time over the same steps, close to ms/step when nothing else competed for the cores; 1-minute load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after.`,
+  );
+
+  if (args.json) {
+    const json = {
+      results: rows.map(({ backend, batch, variant, msPerStep, gflops: g }) => ({
+        backend,
+        batch,
+        variant,
+        msPerStep,
+        gflops: g,
+      })),
+      ceiling: ceilings,
+    };
+    process.stdout.write(`${JSON.stringify(json)}\n`);
+  }
+}
+
+await main();
