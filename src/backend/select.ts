@@ -3,6 +3,7 @@ import { installFastKernelsFor } from './fast-kernels.js';
 
 /** A backend this library knows how to load; `'auto'` picks the fastest that loads. */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu' | 'webgl' | 'webgpu';
+/** A backend to force, or `'auto'` to take the fastest that loads. */
 export type BackendChoice = BackendName | 'auto';
 
 /** Options of {@link selectBackend}. */
@@ -24,6 +25,7 @@ export interface BackendLoader {
   readonly name: BackendName;
   /** What the user should do when this backend was forced but could not load. */
   readonly installHint: string;
+  /** Makes the backend available to tfjs; false when its package is not installed. */
   load(options: SelectBackendOptions): Promise<boolean>;
 }
 

@@ -292,7 +292,9 @@ export class RoutedAutoencoder {
       });
       const values = errors.dataSync();
       errors.dispose();
-      perExample.forEach((head, h) => head.set(values.subarray(h * size, (h + 1) * size), start));
+      perExample.forEach((head, h) => {
+        head.set(values.subarray(h * size, (h + 1) * size), start);
+      });
     }
     const [decoder, ...certificates] = perExample.map((head) =>
       perLabelMeans(head, labels, numClasses),
