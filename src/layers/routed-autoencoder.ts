@@ -315,11 +315,7 @@ export class RoutedAutoencoder {
     });
     const { data, specs } = await tf.io.encodeWeights(named);
     return handler.save({
-      modelTopology: {
-        format: ARTIFACT_FORMAT,
-        version: ARTIFACT_VERSION,
-        config: this.config,
-      } as unknown as tf.io.ModelArtifacts['modelTopology'],
+      modelTopology: { format: ARTIFACT_FORMAT, version: ARTIFACT_VERSION, config: this.config },
       weightSpecs: specs,
       weightData: data,
       format: ARTIFACT_FORMAT,
