@@ -202,10 +202,11 @@ export class RoutedAutoencoder {
     const routed = options.routed ?? true;
     return tf.tidy(() => {
       const z = this.encode(x);
-      const latent = routed ? routeGradients(z, this.routeTable.masksFor(labels)) : z;
       // Rows of routed labels are their route's index; the unrouted row falls outside the groups.
-      const groups = this.routeTable.deviceRowsFor(labels);
-      const reconstruction = groupedMeanAbsoluteError(this.decode(latent), x, groups, {
+      // One lookup serves both the masks and the grouping of the loss.
+      const rows = this.routeTable.deviceRowsFor(labels);
+      const latent = routed ? routeGradients(z, this.routeTable.masksOfRows(rows)) : z;
+      const reconstruction = groupedMeanAbsoluteError(this.decode(latent), x, rows, {
         numGroups: this.routeRegions.length,
       });
       // Terms with weight 0 are not computed: they would cost a pass and add signed zeros.

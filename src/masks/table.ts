@@ -91,7 +91,7 @@ export class RouteTable {
     if (options.validate === true) {
       return this.gatherRows(this.rowsFor(labels.dataSync() as ArrayLike<number>));
     }
-    return tf.tidy(() => tf.gather(this.table, this.deviceRowsFor(labels)));
+    return tf.tidy(() => this.masksOfRows(this.deviceRowsFor(labels)));
   }
 
   /**
@@ -111,8 +111,16 @@ export class RouteTable {
     });
   }
 
+  /**
+   * The masks `[B, D]` of table rows given on device, e.g. from {@link RouteTable.deviceRowsFor}
+   * when the rows also serve another purpose, so the label lookup runs once.
+   */
+  masksOfRows(rows: tf.Tensor1D): tf.Tensor2D {
+    return tf.gather(this.table, rows);
+  }
+
   private gatherRows(rows: Int32Array): tf.Tensor2D {
-    return tf.tidy(() => tf.gather(this.table, tf.tensor1d(rows, 'int32')));
+    return tf.tidy(() => this.masksOfRows(tf.tensor1d(rows, 'int32')));
   }
 
   /** Frees the table's tensors. Safe to call twice. */
