@@ -104,12 +104,11 @@ function reconstructionGrid(
   }
   const regions = partitionRegions(result.config.partition, result.config.latentDim);
   const rows = tf.tidy(() => {
-    const x = tf.tensor2d(
-      Float32Array.from(
-        picked.flatMap((i) => Array.from(test.images.subarray(i * pixels, (i + 1) * pixels))),
-      ),
-      [picked.length, pixels],
-    );
+    const images = new Float32Array(picked.length * pixels);
+    picked.forEach((example, row) => {
+      images.set(test.images.subarray(example * pixels, (example + 1) * pixels), row * pixels);
+    });
+    const x = tf.tensor2d(images, [picked.length, pixels]);
     const keepOnly = regions.map((_, g) => regions.filter((__, other) => other !== g));
     return [
       x,
