@@ -1,7 +1,11 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', node: 'src/node.ts' },
+  entry: {
+    index: 'src/index.ts',
+    experiments: 'src/experiments/index.ts',
+    node: 'src/node/index.ts',
+  },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -7,7 +7,8 @@ export default defineConfig({
   resolve: {
     // Examples and docs import the package by name; tests run them against the source.
     alias: [
-      { find: /^gradient-routing\/node$/, replacement: source('node.ts') },
+      { find: /^gradient-routing\/node$/, replacement: source('node/index.ts') },
+      { find: /^gradient-routing\/experiments$/, replacement: source('experiments/index.ts') },
       { find: /^gradient-routing$/, replacement: source('index.ts') },
     ],
   },

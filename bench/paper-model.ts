@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // Registers the gradient of every tfjs-core op, as the library's entry point does.
 import '@tensorflow/tfjs-layers';
-import { routeGradients, stopGradient } from '../src/routing/route.js';
+import { routeGradients, stopGradient } from '../src/core/routing/route.js';
 
 /** One dense layer: `y = x·W + b`, ReLU unless it is the last layer of its stack. */
 interface Dense {

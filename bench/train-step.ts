@@ -10,10 +10,10 @@ import {
   fastKernelsInstalled,
   installFastKernels,
   uninstallFastKernels,
-} from '../src/backend/fast-kernels.js';
-import { useWasmThreads, wasmThreadsCount } from '../src/backend/fast-kernels-node.js';
-import { selectBackend } from '../src/backend/node.js';
-import type { BackendName } from '../src/backend/select.js';
+} from '../src/core/backend/fast-kernels.js';
+import type { BackendName } from '../src/core/backend/select.js';
+import { selectNodeBackend } from '../src/node/backend.js';
+import { useWasmThreads, wasmThreadsCount } from '../src/node/wasm-threads.js';
 import {
   buildPaperModel,
   type DenseStyle,
@@ -233,7 +233,7 @@ function isCpu(backend: BackendName): boolean {
 
 async function benchBackend(backend: BackendName, rows: Row[]): Promise<number | null> {
   try {
-    await selectBackend({ backend });
+    await selectNodeBackend({ backend });
   } catch (error) {
     skipped.push(`${backend}: not available (${(error as Error).message})`);
     return null;

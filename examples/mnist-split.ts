@@ -5,19 +5,19 @@
 //   npm run mnist-split -- --no-route            (the control: same losses, no routing)
 //   npm run mnist-split -- --help
 import { parseArgs } from 'node:util';
+import type { FitProgress } from 'gradient-routing';
 import {
-  type FitProgress,
   formatSplitTable,
   runSplitExperiment,
   type SplitExperimentConfig,
   type SplitPresetName,
   splitPresets,
   summarizeSplitExperiment,
-} from 'gradient-routing';
+} from 'gradient-routing/experiments';
 import {
   type BackendChoice,
   loadMnist,
-  selectBackend,
+  selectNodeBackend,
   useWasmThreads,
   writeSplitReport,
 } from 'gradient-routing/node';
@@ -123,7 +123,7 @@ async function main() {
   const started = performance.now();
   if (options.threads !== undefined && options.threads > 1)
     useWasmThreads({ threads: options.threads });
-  const backend = await selectBackend({ backend: options.backend });
+  const backend = await selectNodeBackend({ backend: options.backend });
   const dir = options.data === undefined ? {} : { dir: options.data };
   const train = await loadMnist({ split: 'train', range: [-1, 1], ...dir });
   const test = await loadMnist({ split: 'test', range: [-1, 1], ...dir });

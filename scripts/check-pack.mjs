@@ -1,5 +1,6 @@
-// Packs the library, installs the tarball into a fresh project without network (from the
-// tarball and npm's cache, which `npm ci` filled), then imports it from ESM and CommonJS and
+// Packs the library, installs the tarball into a fresh project (from npm's cache where it can:
+// `npm ci` caches tarballs but not the registry metadata a fresh install also needs), then imports
+// every entry point from ESM and CommonJS and
 // runs one routed gradient in each.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,13 +11,16 @@ const root = process.cwd();
 const work = mkdtempSync(path.join(tmpdir(), 'gr-pack-'));
 const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: 'pipe' });
 
+// Each entry point is used once: the routing op (main), a table formatter (experiments) and
+// backend selection (node).
 const probe = (load) => `${load}
 const tf = lib.tf;
 (async () => {
-  const backend = await node.selectBackend({ backend: 'cpu' });
+  const backend = await node.selectNodeBackend({ backend: 'cpu' });
   const x = tf.tensor2d([[1, 2], [3, 4]]);
   const g = tf.grad((v) => tf.sum(lib.routeGradients(v, [[1, 0], [0, 1]])))(x);
-  console.log(JSON.stringify({ backend, grad: Array.from(g.dataSync()) }));
+  const table = experiments.formatTable(['a'], [[1]]).trim().length > 0;
+  console.log(JSON.stringify({ backend, grad: Array.from(g.dataSync()), table }));
 })();
 `;
 
@@ -33,7 +37,7 @@ try {
     'npm',
     [
       'install',
-      '--offline',
+      '--prefer-offline',
       '--no-audit',
       '--no-fund',
       tarball,
@@ -46,14 +50,16 @@ try {
     path.join(app, 'probe.mjs'),
     probe(`import * as lib0 from 'gradient-routing'; import * as tf0 from '@tensorflow/tfjs-core';
 import * as node from 'gradient-routing/node';
+import * as experiments from 'gradient-routing/experiments';
 const lib = { ...lib0, tf: tf0 };`),
   );
   writeFileSync(
     path.join(app, 'probe.cjs'),
     probe(`const lib = { ...require('gradient-routing'), tf: require('@tensorflow/tfjs-core') };
-const node = require('gradient-routing/node');`),
+const node = require('gradient-routing/node');
+const experiments = require('gradient-routing/experiments');`),
   );
-  const expected = JSON.stringify({ backend: 'cpu', grad: [1, 0, 0, 1] });
+  const expected = JSON.stringify({ backend: 'cpu', grad: [1, 0, 0, 1], table: true });
   for (const file of ['probe.mjs', 'probe.cjs']) {
     const out = run('node', [file], app).trim().split('\n').at(-1);
     if (out !== expected) throw new Error(`${file} printed ${out}, expected ${expected}`);

@@ -14,7 +14,7 @@ export {
   fastKernelsInstalled,
   installFastKernels,
   uninstallFastKernels,
-} from './backend/fast-kernels.js';
+} from './core/backend/fast-kernels.js';
 // Backend selection
 export {
   type BackendChoice,
@@ -22,7 +22,7 @@ export {
   type BackendName,
   type SelectBackendOptions,
   selectBackend,
-} from './backend/select.js';
+} from './core/backend/select.js';
 // Data
 export {
   type ImageDataset,
@@ -30,7 +30,7 @@ export {
   imageDatasetFromIdx,
   type PixelRange,
   toTensors,
-} from './data/dataset.js';
+} from './core/data/dataset.js';
 export {
   encodeIdx,
   type IdxArrays,
@@ -39,38 +39,16 @@ export {
   type IdxType,
   type ParseIdxOptions,
   parseIdx,
-} from './data/idx.js';
-// Experiments
-export {
-  partitionRegions,
-  runSplitExperiment,
-  type SliceReport,
-  type SplitExperimentCallbacks,
-  type SplitExperimentConfig,
-  type SplitExperimentResult,
-  type SplitPresetName,
-  splitPresets,
-} from './experiments/split.js';
-export {
-  formatSplitTable,
-  groupKeys,
-  type RunInfo,
-  type SplitSummary,
-  summarizeSplitExperiment,
-} from './experiments/summary.js';
+} from './core/data/idx.js';
 // Layers and models
-export { type DenseStackOptions, denseStack } from './layers/mlp.js';
-export { RouteGradients, type RouteGradientsArgs } from './layers/route-gradients.js';
-export {
-  type PerLabelErrors,
-  RoutedAutoencoder,
-  type RoutedAutoencoderConfig,
-  type RoutedLossTerms,
-  type RoutedLossWeights,
-  type RoutedStepOptions,
-} from './layers/routed-autoencoder.js';
+export { type DenseStackOptions, denseStack } from './core/layers/dense-stack.js';
+export { RouteGradients, type RouteGradientsArgs } from './core/layers/route-gradients.js';
 // Losses and optimisers
-export { type CorrelationPenaltyOptions, correlationPenalty, latentL1 } from './losses/latent.js';
+export {
+  type CorrelationPenaltyOptions,
+  correlationPenalty,
+  latentL1,
+} from './core/losses/latent.js';
 export {
   absWithTorchGrad,
   type GroupedMaeOptions,
@@ -78,7 +56,7 @@ export {
   groupMeanAbsoluteErrors,
   meanAbsoluteError,
   perExampleMeanAbsoluteError,
-} from './losses/mae.js';
+} from './core/losses/mae.js';
 // Mask builders
 export {
   classBlockRoutes,
@@ -91,15 +69,15 @@ export {
   type RouteTableSpec,
   type UnroutedPolicy,
   validateRouteTableSpec,
-} from './masks/labels.js';
-export { applyOversight, applyOversightValues, sampleOversight } from './masks/partial.js';
+} from './core/masks/labels.js';
+export { applyOversight, applyOversightValues, sampleOversight } from './core/masks/partial.js';
 export {
   type Region,
   regionMask,
   regionMaskValues,
   sliceRegions,
   validateRegions,
-} from './masks/regions.js';
+} from './core/masks/regions.js';
 export {
   assertSoftMask,
   maskComplement,
@@ -111,27 +89,35 @@ export {
   softMask,
   softMaskValues,
   validateSoftValues,
-} from './masks/soft.js';
-export { labelRouteTable, type MasksForOptions, RouteTable } from './masks/table.js';
+} from './core/masks/soft.js';
+export { labelRouteTable, type MasksForOptions, RouteTable } from './core/masks/table.js';
+export {
+  type PerLabelErrors,
+  RoutedAutoencoder,
+  type RoutedAutoencoderConfig,
+  type RoutedLossTerms,
+  type RoutedLossWeights,
+  type RoutedStepOptions,
+} from './core/models/autoencoder.js';
 export {
   type NamedGradient,
   type TorchAdamConfig,
   TorchAdamOptimizer,
   torchAdam,
-} from './optim/adam.js';
+} from './core/optim/adam.js';
 // Probing
 export {
   mlpProbeDecoder,
   type ProbeDecoder,
   type ProbeDecoderFactory,
-} from './probing/decoder.js';
+} from './core/probing/decoder.js';
 export {
   type ProbeOptions,
   type ProbeProgress,
   type ProbeResult,
   probeLatentSlices,
   type SliceProbe,
-} from './probing/probe.js';
+} from './core/probing/probe.js';
 export {
   type LabelPartition,
   perLabelMeans,
@@ -139,41 +125,9 @@ export {
   splitRatio,
   splitRatios,
   validatePartition,
-} from './probing/split.js';
-// Reports
-export {
-  type ChartOptions,
-  type Curve,
-  type CurveInput,
-  type GroupedBarChartOptions,
-  groupedBarChartSpec,
-  type LineChartOptions,
-  lineChartSpec,
-  type VegaLiteSpec,
-} from './reports/charts.js';
-export {
-  type GridRow,
-  type ImageGridOptions,
-  imageGrid,
-  type NumericArray,
-  type PixelBuffer,
-} from './reports/grid.js';
-export { toReportJson } from './reports/json.js';
-export type { Label, Series, SeriesInput } from './reports/series.js';
-export {
-  type ColumnAlign,
-  type FormatTableOptions,
-  formatNumber,
-  formatSeriesTable,
-  formatTable,
-  type SeriesRatio,
-  type SeriesTable,
-  type SeriesTableOptions,
-  seriesTable,
-  type TableCell,
-} from './reports/table.js';
+} from './core/probing/split.js';
 // The routing op
-export { ablate } from './routing/ablate.js';
+export { ablate } from './core/routing/ablate.js';
 export {
   exactMaskProduct,
   gateForward,
@@ -181,7 +135,7 @@ export {
   type NestedNumbers,
   routeGradients,
   stopGradient,
-} from './routing/route.js';
+} from './core/routing/route.js';
 // Training
 export {
   type FitOptions,
@@ -189,5 +143,5 @@ export {
   type FitResult,
   fitRoutedAutoencoder,
   type LossPoint,
-} from './training/fit.js';
-export { seededPermutation, seededRandom } from './util/random.js';
+} from './core/training/fit.js';
+export { seededPermutation, seededRandom } from './core/util/random.js';

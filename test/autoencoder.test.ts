@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { loadFromDirectory, saveToDirectory } from '../src/io/file-system.js';
-import { RoutedAutoencoder } from '../src/layers/routed-autoencoder.js';
-import { torchAdam } from '../src/optim/adam.js';
+import { RoutedAutoencoder } from '../src/core/models/autoencoder.js';
+import { torchAdam } from '../src/core/optim/adam.js';
+import { loadFromDirectory, saveToDirectory } from '../src/node/files.js';
 import { expectNoLeak, TEST_BACKENDS, useBackend } from './helpers/backends.js';
 
 const ROUTES = [

@@ -6,9 +6,9 @@ import zlib from 'node:zlib';
 import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { imageDatasetFromIdx, toTensors } from '../src/data/dataset.js';
-import { encodeIdx, type IdxInput, type IdxType, parseIdx } from '../src/data/idx.js';
-import { loadMnist, mnistDataDirectory, readIdxFile } from '../src/data/mnist.js';
+import { imageDatasetFromIdx, toTensors } from '../src/core/data/dataset.js';
+import { encodeIdx, type IdxInput, type IdxType, parseIdx } from '../src/core/data/idx.js';
+import { loadMnist, mnistDataDirectory, readIdxFile } from '../src/node/mnist.js';
 import { useBackend } from './helpers/backends.js';
 
 /** An IDX file written byte by byte, independently of encodeIdx. */

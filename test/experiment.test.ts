@@ -7,13 +7,13 @@ import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  type ImageDataset,
   partitionRegions,
   runSplitExperiment,
   type SplitExperimentConfig,
   splitPresets,
   summarizeSplitExperiment,
-} from '../src/index.js';
+} from '../src/experiments/index.js';
+import type { ImageDataset } from '../src/index.js';
 import { useBackend } from './helpers/backends.js';
 
 const run = promisify(execFile);

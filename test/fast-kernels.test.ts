@@ -4,10 +4,10 @@ import {
   fastKernelsInstalled,
   installFastKernels,
   uninstallFastKernels,
-} from '../src/backend/fast-kernels.js';
-import { useWasmThreads, wasmThreadsCount } from '../src/backend/fast-kernels-node.js';
-import { selectBackend } from '../src/backend/node.js';
-import { routeGradients } from '../src/routing/route.js';
+} from '../src/core/backend/fast-kernels.js';
+import { routeGradients } from '../src/core/routing/route.js';
+import { selectNodeBackend } from '../src/node/backend.js';
+import { useWasmThreads, wasmThreadsCount } from '../src/node/wasm-threads.js';
 import { expectNoLeak, TEST_BACKENDS, type TestBackend, useBackend } from './helpers/backends.js';
 
 type Activation = 'linear' | 'relu' | 'relu6' | 'elu' | 'leakyrelu' | 'sigmoid' | 'prelu';
@@ -178,10 +178,10 @@ function kernelTests(backend: TestBackend): void {
     expect(tf.getKernel('BatchMatMul', 'cpu')).toBe(cpuKernel);
   });
 
-  it('selectBackend installs them exactly when it picks wasm', async () => {
+  it('selectNodeBackend installs them exactly when it picks wasm', async () => {
     uninstallFastKernels();
     try {
-      expect(await selectBackend({ backend })).toBe(backend);
+      expect(await selectNodeBackend({ backend })).toBe(backend);
       expect(fastKernelsInstalled()).toBe(backend === 'wasm');
     } finally {
       installFastKernels();
@@ -411,11 +411,11 @@ describe.each(TEST_BACKENDS)('fast kernels on %s', (backend) => {
 describe('fast kernels on wasm with 2 threads', () => {
   beforeAll(async () => {
     expect(useWasmThreads({ threads: 2 })).toBe(2);
-    expect(await selectBackend({ backend: 'wasm' })).toBe('wasm');
+    expect(await selectNodeBackend({ backend: 'wasm' })).toBe('wasm');
   });
   afterAll(() => uninstallFastKernels());
 
-  it('runs XNNPACK on 2 threads, with the fast kernels installed by selectBackend', () => {
+  it('runs XNNPACK on 2 threads, with the fast kernels installed by selectNodeBackend', () => {
     expect(wasmThreadsCount()).toBe(2);
     expect(fastKernelsInstalled()).toBe(true);
   });

@@ -4,8 +4,8 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { loadFromDirectory, saveToDirectory } from '../src/io/file-system.js';
-import { RouteGradients } from '../src/layers/route-gradients.js';
+import { RouteGradients } from '../src/core/layers/route-gradients.js';
+import { loadFromDirectory, saveToDirectory } from '../src/node/files.js';
 import { TEST_BACKENDS, useBackend } from './helpers/backends.js';
 
 function routedModel(): tfl.LayersModel {

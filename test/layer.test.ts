@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { RouteGradients } from '../src/layers/route-gradients.js';
+import { RouteGradients } from '../src/core/layers/route-gradients.js';
 import { expectNoLeak, TEST_BACKENDS, useBackend } from './helpers/backends.js';
 
 const ROWS = 6;

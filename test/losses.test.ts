@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { correlationPenalty, latentL1 } from '../src/losses/latent.js';
+import { correlationPenalty, latentL1 } from '../src/core/losses/latent.js';
 import {
   groupedMeanAbsoluteError,
   groupMeanAbsoluteErrors,
   meanAbsoluteError,
   perExampleMeanAbsoluteError,
-} from '../src/losses/mae.js';
+} from '../src/core/losses/mae.js';
 import { expectNoLeak, TEST_BACKENDS, useBackend } from './helpers/backends.js';
 
 type Matrix = number[][];

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { routeGradients } from '../src/core/routing/route.js';
 import {
   applyOversight,
   applyOversightValues,
@@ -25,7 +26,6 @@ import {
   softMaskValues,
   validateRouteTableSpec,
 } from '../src/index.js';
-import { routeGradients } from '../src/routing/route.js';
 import { expectNoLeak, TEST_BACKENDS, useBackend } from './helpers/backends.js';
 
 const halves: LabelRoute[] = [

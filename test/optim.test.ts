@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
-import { TorchAdamOptimizer, torchAdam } from '../src/optim/adam.js';
+import { TorchAdamOptimizer, torchAdam } from '../src/core/optim/adam.js';
 import { expectNoLeak, TEST_BACKENDS, useBackend } from './helpers/backends.js';
 
 /**

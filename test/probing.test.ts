@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { type ProbeOptions, probeLatentSlices } from '../src/probing/probe.js';
-import { perLabelMeans, splitRatio, splitRatios } from '../src/probing/split.js';
-import { seededPermutation, seededRandom } from '../src/util/random.js';
+import { type ProbeOptions, probeLatentSlices } from '../src/core/probing/probe.js';
+import { perLabelMeans, splitRatio, splitRatios } from '../src/core/probing/split.js';
+import { seededPermutation, seededRandom } from '../src/core/util/random.js';
 import { expectNoLeak, TEST_BACKENDS, useBackend } from './helpers/backends.js';
 
 describe('seededPermutation', () => {

@@ -4,9 +4,14 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import * as vl from 'vega-lite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { groupedBarChartSpec, lineChartSpec, type VegaLiteSpec } from '../src/reports/charts.js';
-import { imageGrid, type PixelBuffer } from '../src/reports/grid.js';
-import { toReportJson } from '../src/reports/json.js';
+import {
+  groupedBarChartSpec,
+  lineChartSpec,
+  type VegaLiteSpec,
+} from '../src/experiments/reports/charts.js';
+import { imageGrid, type PixelBuffer } from '../src/experiments/reports/grid.js';
+import { toReportJson } from '../src/experiments/reports/json.js';
+import { formatSeriesTable, formatTable, seriesTable } from '../src/experiments/reports/table.js';
 import {
   encodePng,
   loadOptional,
@@ -16,8 +21,7 @@ import {
   writeFileAtomic,
   writeJson,
   writePng,
-} from '../src/reports/render.js';
-import { formatSeriesTable, formatTable, seriesTable } from '../src/reports/table.js';
+} from '../src/node/render.js';
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 

@@ -1,14 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ablate } from '../src/routing/ablate.js';
+import { ablate } from '../src/core/routing/ablate.js';
 import {
   gateForward,
   type MaskInput,
   type NestedNumbers,
   routeGradients,
   stopGradient,
-} from '../src/routing/route.js';
+} from '../src/core/routing/route.js';
 import { expectNoLeak, TEST_BACKENDS, useBackend } from './helpers/backends.js';
 
 /** Upstream gradients that poison a plain `mask * dy`: NaN, ±Infinity, and a signed zero. */

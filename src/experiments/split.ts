@@ -1,12 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { type ImageDataset, toTensors } from '../data/dataset.js';
-import { RoutedAutoencoder, type RoutedLossWeights } from '../layers/routed-autoencoder.js';
-import type { LabelRoute } from '../masks/labels.js';
-import type { Region } from '../masks/regions.js';
-import { torchAdam } from '../optim/adam.js';
-import { probeLatentSlices, type SliceProbe } from '../probing/probe.js';
-import { type LabelPartition, type SplitRatio, splitRatio } from '../probing/split.js';
-import { type FitProgress, fitRoutedAutoencoder, type LossPoint } from '../training/fit.js';
+import { type ImageDataset, toTensors } from '../core/data/dataset.js';
+import { GradientRoutingError } from '../core/errors.js';
+import type { LabelRoute } from '../core/masks/labels.js';
+import type { Region } from '../core/masks/regions.js';
+import { RoutedAutoencoder, type RoutedLossWeights } from '../core/models/autoencoder.js';
+import { torchAdam } from '../core/optim/adam.js';
+import { probeLatentSlices, type SliceProbe } from '../core/probing/probe.js';
+import { type LabelPartition, type SplitRatio, splitRatio } from '../core/probing/split.js';
+import { type FitProgress, fitRoutedAutoencoder, type LossPoint } from '../core/training/fit.js';
 
 /** The named configurations of the split experiment. */
 export type SplitPresetName = 'smoke' | 'quick' | 'paper';
@@ -90,7 +91,7 @@ export const splitPresets: Readonly<Record<SplitPresetName, Readonly<SplitExperi
 export function partitionRegions(partition: LabelPartition, latentDim: number): Region[] {
   const groups = partition.length;
   if (groups < 1 || latentDim % groups !== 0) {
-    throw new Error(
+    throw new GradientRoutingError(
       `gradient-routing: a latent of ${latentDim} dims cannot be split into ${groups} equal blocks; choose a latent size divisible by the number of label groups.`,
     );
   }
@@ -151,7 +152,7 @@ export async function runSplitExperiment(
   }));
   const numClasses = Math.max(...config.partition.flat()) + 1;
   if (config.weights.certificates === 0 && config.probeEpochs === 0) {
-    throw new Error(
+    throw new GradientRoutingError(
       'gradient-routing: with no certificate decoders (weights.certificates 0) and no probes (probeEpochs 0) nothing would measure the split; enable one of them.',
     );
   }

@@ -1,4 +1,4 @@
-import { formatSeriesTable } from '../reports/table.js';
+import { formatSeriesTable } from './reports/table.js';
 import type { SplitExperimentResult } from './split.js';
 
 /** How the run was made, recorded beside its numbers. */

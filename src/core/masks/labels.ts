@@ -1,0 +1,249 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { GradientRoutingError } from '../errors.js';
+import { type Region, regionMaskValues } from './regions.js';
+import { validateSoftValues } from './soft.js';
+
+/**
+ * What happens to an example whose label is in no route: `'error'` throws naming the label,
+ * `'full'` lets its gradient reach every dim, `'none'` blocks all of it.
+ */
+export type UnroutedPolicy = 'error' | 'full' | 'none';
+
+/** A group of labels whose examples may only update `region` (one `[start, end)` or several). */
+export interface LabelRoute {
+  /** Class labels (non-negative integers); each label may appear in one route only. */
+  readonly labels: readonly number[];
+  /** Where these examples' gradients may go: one region, or several disjoint ones. */
+  readonly region: Region | readonly Region[];
+}
+
+/** Options of {@link compileLabelRoutes} and the builders that use it. */
+export interface LabelRouteOptions {
+  /** Policy for labels in no route; `'error'` by default, so a forgotten label is loud. */
+  unrouted?: UnroutedPolicy;
+  /**
+   * Labels are integers in `[0, numClasses)`; anything else is an error. Defaults to the largest
+   * routed label + 1, so pass it when some classes are deliberately left to the `unrouted` policy.
+   */
+  numClasses?: number;
+}
+
+/**
+ * The lookup-table form of a set of mask rules (the paper's masklib): one mask row per rule, and
+ * for each label the row it selects. A batch's masks are then a single gather of rows.
+ */
+export interface RouteTableSpec {
+  /** The mask rows, all of the same length `D`, weights in `[0, 1]`. */
+  readonly rows: readonly Float32Array[];
+  /** For each label in `[0, numClasses)`, its row in `rows`, or -1 for labels in no route. */
+  readonly rowOfLabel: Int32Array;
+  /** The row used for labels in no route (and, on device, for invalid labels). */
+  readonly unroutedRow: number;
+  /** Whether a label in no route is an error or takes {@link RouteTableSpec.unroutedRow}. */
+  readonly unrouted: UnroutedPolicy;
+}
+
+function assertPolicy(policy: string): asserts policy is UnroutedPolicy {
+  if (policy !== 'error' && policy !== 'full' && policy !== 'none') {
+    throw new GradientRoutingError(
+      `gradient-routing: unrouted must be 'error', 'full' or 'none', got '${policy}'.`,
+    );
+  }
+}
+
+function assertCount(value: number, what: string): void {
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new GradientRoutingError(
+      `gradient-routing: ${what} must be a positive integer, got ${value}.`,
+    );
+  }
+}
+
+/**
+ * Compiles label routes into their table form. Pure: no tensors are created.
+ * Regions within a route must be disjoint; routes may share dims (e.g. a shared region).
+ * The last row is the unrouted row: all ones for `'full'`, all zeros otherwise.
+ *
+ * @param size - The feature size `D` of the masks.
+ * @throws On a label in two routes, a non-integer or negative label, a label outside
+ *   `numClasses`, regions out of bounds or overlapping within a route, or an unknown policy.
+ */
+export function compileLabelRoutes(
+  size: number,
+  routes: readonly LabelRoute[],
+  options: LabelRouteOptions = {},
+): RouteTableSpec {
+  const unrouted = options.unrouted ?? 'error';
+  assertPolicy(unrouted);
+  if (routes.length === 0) {
+    throw new GradientRoutingError('gradient-routing: give at least one route { labels, region }.');
+  }
+  const routeOf = new Map<number, number>();
+  routes.forEach((route, index) => {
+    for (const label of route.labels) {
+      if (!Number.isInteger(label) || label < 0) {
+        throw new GradientRoutingError(
+          `gradient-routing: route ${index} has label ${label}; labels are non-negative integers, fix or remove it.`,
+        );
+      }
+      const previous = routeOf.get(label);
+      if (previous !== undefined) {
+        throw new GradientRoutingError(
+          `gradient-routing: label ${label} is in routes ${previous} and ${index}; ` +
+            'put each label in at most one route (use a region list to give it several regions).',
+        );
+      }
+      routeOf.set(label, index);
+    }
+  });
+  const numClasses = options.numClasses ?? Math.max(-1, ...routeOf.keys()) + 1;
+  assertCount(numClasses, 'numClasses');
+  const rowOfLabel = new Int32Array(numClasses).fill(-1);
+  for (const [label, index] of routeOf) {
+    if (label >= numClasses) {
+      throw new GradientRoutingError(
+        `gradient-routing: route ${index} has label ${label}, but numClasses is ${numClasses}; ` +
+          `raise numClasses to at least ${label + 1} or drop the label.`,
+      );
+    }
+    rowOfLabel[label] = index;
+  }
+  const rows = routes.map((route, index) => {
+    try {
+      return regionMaskValues(size, route.region);
+    } catch (error) {
+      // validateRegions cannot know which route it checks; with many routes that is the clue.
+      const reason = (error as Error).message.replace('gradient-routing: ', '');
+      throw new GradientRoutingError(`gradient-routing: route ${index}: ${reason}`);
+    }
+  });
+  rows.push(new Float32Array(size).fill(unrouted === 'full' ? 1 : 0));
+  return { rows, rowOfLabel, unroutedRow: routes.length, unrouted };
+}
+
+/**
+ * Checks a hand-made {@link RouteTableSpec} (rows of equal length with weights in [0, 1], row
+ * indices in range) and returns the mask size `D`.
+ */
+export function validateRouteTableSpec(spec: RouteTableSpec): number {
+  assertPolicy(spec.unrouted);
+  const size = spec.rows[0]?.length ?? 0;
+  assertCount(size, 'the length of the table rows');
+  spec.rows.forEach((row, i) => {
+    if (row.length !== size) {
+      throw new GradientRoutingError(
+        `gradient-routing: table row ${i} has length ${row.length}, row 0 has ${size}; ` +
+          'give every row the same length.',
+      );
+    }
+    validateSoftValues(row, `table row ${i}`);
+  });
+  assertCount(spec.rowOfLabel.length, 'numClasses (the length of rowOfLabel)');
+  const rowCount = spec.rows.length;
+  const checkRow = (row: number, what: string, allowNoRoute: boolean): void => {
+    if (!Number.isInteger(row) || row < (allowNoRoute ? -1 : 0) || row >= rowCount) {
+      throw new GradientRoutingError(
+        `gradient-routing: ${what} selects row ${row}, but the table has rows 0..${rowCount - 1}` +
+          `${allowNoRoute ? ' (or -1 for no route)' : ''}; fix the index.`,
+      );
+    }
+  };
+  spec.rowOfLabel.forEach((row, label) => {
+    checkRow(row, `label ${label}`, true);
+  });
+  checkRow(spec.unroutedRow, 'unroutedRow', false);
+  return size;
+}
+
+/**
+ * Maps host labels to table rows, validating each one. Pure: no tensors are created.
+ * @throws On a non-integer label, one outside `[0, numClasses)`, or (policy `'error'`) one in no
+ *   route; the message names the label and the example.
+ */
+export function labelRows(spec: RouteTableSpec, labels: ArrayLike<number>): Int32Array {
+  const numClasses = spec.rowOfLabel.length;
+  return Int32Array.from({ length: labels.length }, (_, example) => {
+    const label = labels[example]!;
+    if (!Number.isInteger(label) || label < 0 || label >= numClasses) {
+      throw new GradientRoutingError(
+        `gradient-routing: example ${example} has label ${label}, but labels must be integers in ` +
+          `[0, ${numClasses}); fix the label or pass a larger numClasses.`,
+      );
+    }
+    const row = spec.rowOfLabel[label]!;
+    if (row >= 0) return row;
+    if (spec.unrouted === 'error') {
+      throw new GradientRoutingError(
+        `gradient-routing: label ${label} (example ${example}) is in no route; add it to a ` +
+          "route's labels, or pass unrouted: 'full' or 'none' to say what its examples may update.",
+      );
+    }
+    return spec.unroutedRow;
+  });
+}
+
+/** Row-major values of the rows `picks` of `rows`, each of length `size`. */
+export function stackRows(
+  rows: readonly Float32Array[],
+  picks: ArrayLike<number>,
+  size: number,
+): Float32Array {
+  const values = new Float32Array(picks.length * size);
+  for (let i = 0; i < picks.length; i++) values.set(rows[picks[i]!]!, i * size);
+  return values;
+}
+
+/**
+ * Per-example masks `[B, D]` (row-major) from labels, built on the host. Pure: no tensors.
+ * `labelRouteTable` builds the same masks on device, cheaply enough for every step.
+ */
+export function labelMaskValues(
+  labels: ArrayLike<number>,
+  size: number,
+  routes: readonly LabelRoute[],
+  options: LabelRouteOptions = {},
+): Float32Array {
+  const spec = compileLabelRoutes(size, routes, options);
+  return stackRows(spec.rows, labelRows(spec, labels), size);
+}
+
+/**
+ * Per-example masks `[B, D]` from labels: example `b` may update only its label's region.
+ *
+ * @example
+ * ```ts
+ * const routes = [
+ *   { labels: [0, 1, 2, 3, 4], region: [0, 16] },
+ *   { labels: [5, 6, 7, 8, 9], region: [16, 32] },
+ * ] as const;
+ * const mask = labelMask([3, 7], 32, routes); // row 0 is 1 on dims 0..15, row 1 on 16..31
+ * routeGradients(latent, mask);
+ * ```
+ */
+export function labelMask(
+  labels: ArrayLike<number>,
+  size: number,
+  routes: readonly LabelRoute[],
+  options: LabelRouteOptions = {},
+): tf.Tensor2D {
+  const values = labelMaskValues(labels, size, routes, options);
+  return tf.tensor2d(values, [labels.length, size], 'float32');
+}
+
+/**
+ * One block of `blockSize` dims per class: class `c` routes to `[c * blockSize, (c+1) * blockSize)`,
+ * so the masks need `size >= numClasses * blockSize`.
+ *
+ * @example
+ * ```ts
+ * const table = labelRouteTable(10 * 4, classBlockRoutes(10, 4)); // digit c owns dims 4c..4c+3
+ * ```
+ */
+export function classBlockRoutes(numClasses: number, blockSize: number): LabelRoute[] {
+  assertCount(numClasses, 'numClasses');
+  assertCount(blockSize, 'blockSize');
+  return Array.from({ length: numClasses }, (_, c) => ({
+    labels: [c],
+    region: [c * blockSize, (c + 1) * blockSize] as const,
+  }));
+}

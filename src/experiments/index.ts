@@ -1,0 +1,56 @@
+/**
+ * Experiment runners, presets, summaries, tables and chart specs of gradient-routing. Runs
+ * anywhere TensorFlow.js runs, browser included; writing files is in `gradient-routing/node`.
+ *
+ * @packageDocumentation
+ */
+
+// Reports
+export {
+  type ChartOptions,
+  type Curve,
+  type CurveInput,
+  type GroupedBarChartOptions,
+  groupedBarChartSpec,
+  type LineChartOptions,
+  lineChartSpec,
+  type VegaLiteSpec,
+} from './reports/charts.js';
+export {
+  type GridRow,
+  type ImageGridOptions,
+  imageGrid,
+  type NumericArray,
+  type PixelBuffer,
+} from './reports/grid.js';
+export { toReportJson } from './reports/json.js';
+export type { Label, Series, SeriesInput } from './reports/series.js';
+export {
+  type ColumnAlign,
+  type FormatTableOptions,
+  formatNumber,
+  formatSeriesTable,
+  formatTable,
+  type SeriesRatio,
+  type SeriesTable,
+  type SeriesTableOptions,
+  seriesTable,
+  type TableCell,
+} from './reports/table.js';
+export {
+  partitionRegions,
+  runSplitExperiment,
+  type SliceReport,
+  type SplitExperimentCallbacks,
+  type SplitExperimentConfig,
+  type SplitExperimentResult,
+  type SplitPresetName,
+  splitPresets,
+} from './split.js';
+export {
+  formatSplitTable,
+  groupKeys,
+  type RunInfo,
+  type SplitSummary,
+  summarizeSplitExperiment,
+} from './summary.js';

@@ -1,0 +1,38 @@
+/**
+ * Node-only parts of gradient-routing: backend selection with tfjs-node and the installed wasm
+ * files, IDX/MNIST data, saving models to directories and writing reports.
+ *
+ * @packageDocumentation
+ */
+
+export type { BackendChoice, BackendName, SelectBackendOptions } from '../core/backend/select.js';
+export type { ImageDataset, ImageDatasetOptions, PixelRange } from '../core/data/dataset.js';
+export { installedWasmDirectory, selectNodeBackend } from './backend.js';
+export { loadFromDirectory, saveToDirectory } from './files.js';
+export {
+  type LoadMnistOptions,
+  loadMnist,
+  type MnistSplit,
+  mnistDataDirectory,
+  readIdxFile,
+} from './mnist.js';
+export {
+  encodePng,
+  renderVegaLiteToSvg,
+  type SvgToPngOptions,
+  svgToPng,
+  writeChartPng,
+  writeFileAtomic,
+  writeJson,
+  writePng,
+} from './render.js';
+export {
+  type SplitReportFiles,
+  type SplitReportOptions,
+  writeSplitReport,
+} from './split-report.js';
+export {
+  useWasmThreads,
+  type WasmThreadsOptions,
+  wasmThreadsCount,
+} from './wasm-threads.js';
