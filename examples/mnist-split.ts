@@ -79,16 +79,23 @@ function parseOptions() {
   const seed = values.seed === undefined ? undefined : Number(values.seed);
   if (seed !== undefined && !Number.isInteger(seed))
     fail(`--seed needs an integer, got '${values.seed}'`);
+  const base = splitPresets[preset];
   const config: SplitExperimentConfig = {
-    ...splitPresets[preset],
-    ...(values.epochs && { epochs: positive('epochs', values.epochs)! }),
-    ...(values.batch && { batchSize: positive('batch', values.batch)! }),
-    ...(hidden && { hidden }),
-    ...(values.lr && { learningRate: positive('lr', values.lr, false)! }),
-    ...(seed !== undefined && { seed }),
-    routed: !values['no-route'],
+    ...base,
+    model: { ...base.model, ...(hidden && { hidden }), ...(seed !== undefined && { seed }) },
+    objective: { ...base.objective, routed: !values['no-route'] },
+    optimizer: {
+      ...base.optimizer,
+      ...(values.lr && { learningRate: positive('lr', values.lr, false)! }),
+    },
+    fit: {
+      ...base.fit,
+      ...(values.epochs && { epochs: positive('epochs', values.epochs)! }),
+      ...(values.batch && { batchSize: positive('batch', values.batch)! }),
+      ...(seed !== undefined && { seed }),
+    },
   };
-  const name = `${preset}${config.routed ? '' : '-noroute'}`;
+  const name = `${preset}${config.objective.routed ? '' : '-noroute'}`;
   return {
     preset,
     config,
@@ -129,8 +136,8 @@ async function main() {
   const test = await loadMnist({ split: 'test', range: [-1, 1], ...dir });
   const { config } = options;
   console.error(
-    `mnist-split: preset ${options.preset}, backend ${backend}, ${config.routed ? 'routed' : 'NOT routed (control)'}, ` +
-      `hidden [${config.hidden}], ${config.epochs} epochs of batch ${config.batchSize}, lr ${config.learningRate}`,
+    `mnist-split: preset ${options.preset}, backend ${backend}, ${config.objective.routed ? 'routed' : 'NOT routed (control)'}, ` +
+      `hidden [${config.model.hidden}], ${config.fit.epochs} epochs of batch ${config.fit.batchSize}, lr ${config.optimizer.learningRate}`,
   );
   const result = await runSplitExperiment({ train, test }, config, {
     onTrainProgress: progressBar(performance.now()),
@@ -156,6 +163,6 @@ async function main() {
 }
 
 main().catch((error: unknown) => {
-  console.error(`mnist-split: ${(error as Error).message}`);
+  console.error(`mnist-split: ${(error as Error).message}`, (error as Error).stack);
   process.exit(1);
 });

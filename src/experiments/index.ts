@@ -40,7 +40,6 @@ export {
 export {
   partitionRegions,
   runSplitExperiment,
-  type SliceReport,
   type SplitExperimentCallbacks,
   type SplitExperimentConfig,
   type SplitExperimentResult,

@@ -4,6 +4,9 @@
  *
  * @packageDocumentation
  */
+// Registers the RouteGradients layer class, so that loadFromDirectory can load routed
+// tfjs-layers models without the main entry being imported first.
+import '../core/layers/route-gradients.js';
 
 export type { BackendChoice, BackendName, SelectBackendOptions } from '../core/backend/select.js';
 export type { ImageDataset, ImageDatasetOptions, PixelRange } from '../core/data/dataset.js';

@@ -102,7 +102,7 @@ function reconstructionGrid(
       }
     }
   }
-  const regions = partitionRegions(result.config.partition, result.config.latentDim);
+  const regions = partitionRegions(result.config.partition, result.config.model.latentDim);
   const rows = tf.tidy(() => {
     const images = new Float32Array(picked.length * pixels);
     picked.forEach((example, row) => {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
 import { type Region, regionMaskValues } from './regions.js';
-import { validateSoftValues } from './soft.js';
+import { validateMaskValues } from './soft.js';
 
 /**
  * What happens to an example whose label is in no route: `'error'` throws naming the label,
@@ -125,7 +125,10 @@ export function compileLabelRoutes(
  * Checks a hand-made {@link RouteTableSpec} (rows of equal length with weights in [0, 1], row
  * indices in range) and returns the mask size `D`.
  */
-export function validateRouteTableSpec(spec: RouteTableSpec): number {
+export function validateRouteTableSpec(
+  spec: RouteTableSpec,
+  range: readonly [min: number, max: number] = [0, 1],
+): number {
   assertPolicy(spec.unrouted);
   const size = spec.rows[0]?.length ?? 0;
   assertCount(size, 'the length of the table rows');
@@ -136,7 +139,7 @@ export function validateRouteTableSpec(spec: RouteTableSpec): number {
           'give every row the same length.',
       );
     }
-    validateSoftValues(row, `table row ${i}`);
+    validateMaskValues(row, `table row ${i}`, range);
   });
   assertCount(spec.rowOfLabel.length, 'numClasses (the length of rowOfLabel)');
   const rowCount = spec.rows.length;
@@ -194,49 +197,12 @@ export function stackRows(
 }
 
 /**
- * Per-example masks `[B, D]` (row-major) from labels, built on the host. Pure: no tensors.
- * `labelRouteTable` builds the same masks on device, cheaply enough for every step.
- */
-export function labelMaskValues(
-  labels: ArrayLike<number>,
-  size: number,
-  routes: readonly LabelRoute[],
-  options: LabelRouteOptions = {},
-): Float32Array {
-  const spec = compileLabelRoutes(size, routes, options);
-  return stackRows(spec.rows, labelRows(spec, labels), size);
-}
-
-/**
- * Per-example masks `[B, D]` from labels: example `b` may update only its label's region.
- *
- * @example
- * ```ts
- * const routes = [
- *   { labels: [0, 1, 2, 3, 4], region: [0, 16] },
- *   { labels: [5, 6, 7, 8, 9], region: [16, 32] },
- * ] as const;
- * const mask = labelMask([3, 7], 32, routes); // row 0 is 1 on dims 0..15, row 1 on 16..31
- * routeGradients(latent, mask);
- * ```
- */
-export function labelMask(
-  labels: ArrayLike<number>,
-  size: number,
-  routes: readonly LabelRoute[],
-  options: LabelRouteOptions = {},
-): tf.Tensor2D {
-  const values = labelMaskValues(labels, size, routes, options);
-  return tf.tensor2d(values, [labels.length, size], 'float32');
-}
-
-/**
  * One block of `blockSize` dims per class: class `c` routes to `[c * blockSize, (c+1) * blockSize)`,
  * so the masks need `size >= numClasses * blockSize`.
  *
  * @example
  * ```ts
- * const table = labelRouteTable(10 * 4, classBlockRoutes(10, 4)); // digit c owns dims 4c..4c+3
+ * const rule = labelRule(10 * 4, classBlockRoutes(10, 4)); // digit c owns dims 4c..4c+3
  * ```
  */
 export function classBlockRoutes(numClasses: number, blockSize: number): LabelRoute[] {
