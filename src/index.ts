@@ -120,7 +120,7 @@ export {
   splitRatio,
 } from './core/probing/split.js';
 /** @group Routing */
-export { ablate } from './core/routing/ablate.js';
+export { ablate } from './core/masks/ablate.js';
 /** @group Routing */
 export {
   type ForwardContext,

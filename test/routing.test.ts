@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ablate } from '../src/core/routing/ablate.js';
+import { ablate } from '../src/core/masks/ablate.js';
 import {
   gateForward,
   type MaskInput,

@@ -52,4 +52,4 @@ export {
   type RunInfo,
   type SplitSummary,
   summarizeSplitExperiment,
-} from './summary.js';
+} from './reports/split-summary.js';

@@ -6,7 +6,7 @@ import { groupedBarChartSpec, lineChartSpec } from '../experiments/reports/chart
 import { imageGrid } from '../experiments/reports/grid.js';
 import type { SplitExperimentResult } from '../experiments/split.js';
 import { partitionRegions } from '../experiments/split.js';
-import { formatSplitTable, groupKeys, type SplitSummary } from '../experiments/summary.js';
+import { formatSplitTable, groupKeys, type SplitSummary } from '../experiments/reports/split-summary.js';
 import { writeChartPng, writeFileAtomic, writeJson, writePng } from './render.js';
 
 /** The files {@link writeSplitReport} wrote, by role. */
