@@ -61,6 +61,8 @@ export {
   groupedMeanAbsoluteError,
   meanAbsoluteError,
 } from './core/losses/mae.js';
+/** @group Routing */
+export { ablate } from './core/masks/ablate.js';
 /** @group Masks */
 export {
   classBlockRoutes,
@@ -70,7 +72,7 @@ export {
   type UnroutedPolicy,
 } from './core/masks/labels.js';
 /** @group Masks */
-export { oversightRule, sampleOversight } from './core/masks/partial.js';
+export { type DisposableRule, oversightRule, sampleOversight } from './core/masks/partial.js';
 /** @group Masks */
 export { type Region, regionMask } from './core/masks/regions.js';
 /** @group Masks */
@@ -119,8 +121,6 @@ export {
   type SplitRatio,
   splitRatio,
 } from './core/probing/split.js';
-/** @group Routing */
-export { ablate } from './core/masks/ablate.js';
 /** @group Routing */
 export {
   type ForwardContext,

@@ -26,6 +26,13 @@ export {
 export { toReportJson } from './reports/json.js';
 export type { Label, Series, SeriesInput } from './reports/series.js';
 export {
+  formatSplitTable,
+  groupKeys,
+  type RunInfo,
+  type SplitSummary,
+  summarizeSplitExperiment,
+} from './reports/split-summary.js';
+export {
   type ColumnAlign,
   type FormatTableOptions,
   formatNumber,
@@ -46,10 +53,3 @@ export {
   type SplitPresetName,
   splitPresets,
 } from './split.js';
-export {
-  formatSplitTable,
-  groupKeys,
-  type RunInfo,
-  type SplitSummary,
-  summarizeSplitExperiment,
-} from './reports/split-summary.js';

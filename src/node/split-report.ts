@@ -4,9 +4,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ImageDataset } from '../core/data/dataset.js';
 import { groupedBarChartSpec, lineChartSpec } from '../experiments/reports/charts.js';
 import { imageGrid } from '../experiments/reports/grid.js';
+import {
+  formatSplitTable,
+  groupKeys,
+  type SplitSummary,
+} from '../experiments/reports/split-summary.js';
 import type { SplitExperimentResult } from '../experiments/split.js';
 import { partitionRegions } from '../experiments/split.js';
-import { formatSplitTable, groupKeys, type SplitSummary } from '../experiments/reports/split-summary.js';
 import { writeChartPng, writeFileAtomic, writeJson, writePng } from './render.js';
 
 /** The files {@link writeSplitReport} wrote, by role. */

@@ -38,6 +38,12 @@ export function sampleOversight(numExamples: number, fraction: number, seed: num
   return flags;
 }
 
+/** A rule that owns tensors, freed by `dispose`. */
+export interface DisposableRule extends RoutingRule {
+  /** Frees the rule's own tensors (not those of the rules it wraps). Safe to call twice. */
+  dispose(): void;
+}
+
 /**
  * Partial oversight, the paper's limited-label setting: only the overseen examples (those whose
  * label is trusted) follow `rule`; every other example gets a mask of ones (the full gradient).
@@ -53,7 +59,7 @@ export function sampleOversight(numExamples: number, fraction: number, seed: num
 export function oversightRule(
   rule: RoutingRule,
   overseen: ArrayLike<number | boolean>,
-): RoutingRule & { dispose(): void } {
+): DisposableRule {
   const flags = tf.keep(
     tf.tensor1d(
       Int32Array.from({ length: overseen.length }, (_, i) => (overseen[i] ? 1 : 0)),
@@ -81,7 +87,7 @@ export function oversightRule(
       });
     },
     dispose() {
-      flags.dispose();
+      if (!flags.isDisposed) flags.dispose();
     },
   };
 }

@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { GradientRoutingError } from '../errors.js';
 import { denseStack } from '../layers/dense-stack.js';
-import { type Region, regionList, sliceRegions, validateRegions } from '../masks/regions.js';
 import { ablate } from '../masks/ablate.js';
+import { type Region, regionList, sliceRegions, validateRegions } from '../masks/regions.js';
 import type { ForwardContext, HasRoutingPoints } from '../routing/points.js';
 
 /** Everything that defines an {@link Autoencoder}; saved with it. */

@@ -1,5 +1,5 @@
-import { formatSeriesTable } from './table.js';
 import type { SplitExperimentResult } from '../split.js';
+import { formatSeriesTable } from './table.js';
 
 /** How the run was made, recorded beside its numbers. */
 export interface RunInfo {
