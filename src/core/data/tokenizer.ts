@@ -6,6 +6,8 @@
  * paper's token-frequency rule is meaningful on words but not on characters.
  */
 
+import { GradientRoutingError } from '../errors.js';
+
 /** Id of the padding token; padded positions are not counted in losses. */
 export const PAD_ID = 0;
 /** Id of words outside the vocabulary. */
@@ -33,8 +35,8 @@ export class WordTokenizer {
   constructor(words: readonly string[]) {
     for (let i = 0; i < SPECIALS.length; i++) {
       if (words[i] !== SPECIALS[i]) {
-        throw new Error(
-          `gradient-routing: a WordTokenizer vocabulary must start with ${SPECIALS.join(', ')}; ` +
+        throw new GradientRoutingError(
+          `a WordTokenizer vocabulary must start with ${SPECIALS.join(', ')}; ` +
             'build it with buildWordTokenizer().',
         );
       }
@@ -42,7 +44,7 @@ export class WordTokenizer {
     this.words = Object.freeze([...words]);
     this.ids = new Map(words.map((w, i) => [w, i]));
     if (this.ids.size !== words.length) {
-      throw new Error('gradient-routing: a WordTokenizer vocabulary has a repeated word.');
+      throw new GradientRoutingError('a WordTokenizer vocabulary has a repeated word.');
     }
   }
 
@@ -84,8 +86,8 @@ export class WordTokenizer {
  */
 export function buildWordTokenizer(texts: Iterable<string>, size: number): WordTokenizer {
   if (!(Number.isInteger(size) && size > SPECIALS.length)) {
-    throw new Error(
-      `gradient-routing: a vocabulary size must be an integer > ${SPECIALS.length}, got ${size}.`,
+    throw new GradientRoutingError(
+      `a vocabulary size must be an integer > ${SPECIALS.length}, got ${size}.`,
     );
   }
   const counts = new Map<string, number>();

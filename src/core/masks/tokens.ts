@@ -1,120 +1,95 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { GradientRoutingError } from '../errors.js';
+import type { RoutingBatch } from '../routing/points.js';
+import type { MaskTable, TableRule } from './table.js';
 
-/** Options of {@link TokenMaskTable}. */
-export interface TokenMaskTableOptions {
+/** Options of {@link tokenRule}. */
+export interface TokenRuleOptions {
   /**
-   * Allow mask values outside [0, 1]. Off by default, because a negative value reverses the
-   * gradient and a value above 1 amplifies it; ERA asks for it explicitly (−0.75 on the
-   * original units for forget tokens, after the paper).
+   * The row soft weights pull toward: a token with weight `w` (from `batch.weights`) gets
+   * `w · rows[toward] + (1 − w) · rows[label]`. Without it, or without `batch.weights`, each
+   * token simply gets its label's row.
    */
-  readonly allowOutsideUnitInterval?: boolean;
+  readonly toward?: number;
+  /** Used in error messages. Default `'token rule'`. */
+  readonly description?: string;
+}
+
+/** A rule that owns tensors (its table) and must be disposed. */
+export interface DisposableTableRule extends TableRule {
+  dispose(): void;
 }
 
 /**
- * Per-token mask rules in table form: rows `[R, H]` resident on the backend, and per-token
- * labels `[B, T]` (the row each token takes) gathered into masks `[B, T, H]` for a
- * `[B, T, H]` activation such as a transformer's MLP hidden layer. Masks of soft rules blend two
- * rows per token with a weight (see {@link TokenMaskTable.blendedMasksFor}).
+ * Per-token soft masks from a mask table: `w · rows[toward] + (1 − w) · rows[label]` per token,
+ * for `labels` and `weights` of shape `[B, T]`, giving masks `[B, T, H]`. Weight 0 gives the
+ * label's row exactly and weight 1 the `toward` row exactly (a 0 there stays +0), so hard rules
+ * are the special case of 0/1 weights. Call inside `tf.tidy`.
  */
-export class TokenMaskTable {
-  /** The rows `[R, H]`. Owned by the table. */
-  readonly rows: tf.Tensor2D;
-  /** Number of rows. */
-  readonly numRows: number;
-  /** Mask width `H`. */
-  readonly width: number;
-  private disposed = false;
+export function blendTokenRows(
+  table: MaskTable,
+  labels: tf.Tensor,
+  weights: tf.Tensor,
+  toward: number,
+): tf.Tensor {
+  table.assertLive();
+  if (!tf.util.arraysEqual(labels.shape, weights.shape)) {
+    throw new GradientRoutingError(
+      `per-token weights must have the labels' shape [${labels.shape}], got [${weights.shape}].`,
+    );
+  }
+  if (!(Number.isInteger(toward) && toward >= 0 && toward < table.numRows)) {
+    throw new GradientRoutingError(
+      `the row soft weights pull toward must be an integer in [0, ${table.numRows}), got ${toward}.`,
+      'invalid-argument',
+      toward,
+    );
+  }
+  const w = tf.expandDims(weights, -1);
+  const target = tf.slice(table.rows, [toward, 0], [1, table.size]);
+  const own = table.gather(labels);
+  return tf.add(tf.mul(w, target), tf.mul(tf.sub(1, w), own));
+}
 
-  /**
-   * @param rows - One mask row per label, all of the same length.
-   * @throws If the rows are empty, ragged, not finite, or outside [0, 1] without the option.
-   */
-  constructor(
-    rows: readonly (readonly number[] | Float32Array)[],
-    options: TokenMaskTableOptions = {},
-  ) {
-    const width = rows[0]?.length ?? 0;
-    if (rows.length === 0 || width === 0) {
-      throw new Error(
-        'gradient-routing: a TokenMaskTable needs at least one non-empty row, e.g. [[1, 1, 1]].',
+/**
+ * A table rule for per-token routing: `batch.labels` (`int32 [B, T]`) picks a row of `table`
+ * per token, giving masks `[B, T, H]` for a `[B, T, H]` activation such as a transformer's
+ * MLP hidden layer; with `toward` and `batch.weights` (`[B, T]`), tokens are softened toward
+ * that row (see {@link blendTokenRows}). The rule owns `table`: dispose the rule, not the table.
+ *
+ * @example
+ * ```ts
+ * // ERA: row 0 all ones (retain), row 1 −0.75 on the original units and 1 on the expansion.
+ * const table = new MaskTable(expandRouteRows(288, { start: 256, end: 288 }), { range: [-1, 1] });
+ * const rule = tokenRule(table, { toward: 0 });
+ * const context = forwardContext(model, {
+ *   plan: { 'blocks.0.mlp.hidden': rule },
+ *   batch: { labels: tokenLabels, weights: frequencyWeights },
+ * });
+ * ```
+ */
+export function tokenRule(table: MaskTable, options: TokenRuleOptions = {}): DisposableTableRule {
+  const description = options.description ?? 'token rule';
+  const labelsOf = (batch: RoutingBatch): tf.Tensor => {
+    const labels = batch.labels;
+    if (labels === undefined || labels.rank !== 2 || labels.dtype !== 'int32') {
+      throw new GradientRoutingError(
+        `the rule '${description}' reads per-token labels, an int32 [B, T] tensor in batch.labels; got ${labels === undefined ? 'none' : `${labels.dtype} [${labels.shape}]`}.`,
       );
     }
-    const flat = new Float32Array(rows.length * width);
-    rows.forEach((row, r) => {
-      if (row.length !== width) {
-        throw new Error(
-          `gradient-routing: TokenMaskTable row ${r} has ${row.length} values, row 0 has ${width}; give every row the activation's width.`,
-        );
-      }
-      for (let i = 0; i < width; i++) {
-        const value = row[i]!;
-        if (!Number.isFinite(value)) {
-          throw new Error(
-            `gradient-routing: TokenMaskTable row ${r} holds ${value} at ${i}; mask values must be finite.`,
-          );
-        }
-        if ((value < 0 || value > 1) && options.allowOutsideUnitInterval !== true) {
-          throw new Error(
-            `gradient-routing: TokenMaskTable row ${r} holds ${value} at ${i}, outside [0, 1]. ` +
-              'Pass { allowOutsideUnitInterval: true } if you mean to reverse or amplify gradients (ERA uses -0.75).',
-          );
-        }
-        flat[r * width + i] = value;
-      }
-    });
-    this.numRows = rows.length;
-    this.width = width;
-    this.rows = tf.keep(tf.tensor2d(flat, [rows.length, width]));
-  }
-
-  /** The masks `[B, T, H]` of per-token row labels `int32 [B, T]`: one gather. */
-  masksFor(labels: tf.Tensor2D): tf.Tensor3D {
-    this.assertUsable(labels);
-    return tf.gather(this.rows, labels) as unknown as tf.Tensor3D;
-  }
-
-  /**
-   * Soft masks: per token, `w · rows[toward] + (1 − w) · rows[label]` with `w` from `weights
-   * [B, T]` in [0, 1]. Weight 0 gives the label's row exactly and weight 1 the `toward` row
-   * exactly (a 0 there stays +0), so hard rules are the special case of 0/1 weights.
-   */
-  blendedMasksFor(labels: tf.Tensor2D, weights: tf.Tensor2D, toward: number): tf.Tensor3D {
-    this.assertUsable(labels);
-    if (!tf.util.arraysEqual(labels.shape, weights.shape)) {
-      throw new Error(
-        `gradient-routing: blendedMasksFor needs weights of the labels' shape [${labels.shape}], got [${weights.shape}].`,
-      );
-    }
-    if (!(Number.isInteger(toward) && toward >= 0 && toward < this.numRows)) {
-      throw new Error(
-        `gradient-routing: blendedMasksFor's toward row must be an integer in [0, ${this.numRows}), got ${toward}.`,
-      );
-    }
-    return tf.tidy(() => {
-      const w = tf.expandDims(weights, -1);
-      const target = tf.slice(this.rows, [toward, 0], [1, this.width]);
-      const own = tf.gather(this.rows, labels);
-      return tf.add(tf.mul(w, target), tf.mul(tf.sub(1, w), own)) as tf.Tensor3D;
-    });
-  }
-
-  private assertUsable(labels: tf.Tensor): void {
-    if (this.disposed) {
-      throw new Error('gradient-routing: this TokenMaskTable was disposed; build a new one.');
-    }
-    if (labels.rank !== 2 || labels.dtype !== 'int32') {
-      throw new Error(
-        `gradient-routing: per-token labels must be an int32 [B, T] tensor, got ${labels.dtype} [${labels.shape}].`,
-      );
-    }
-  }
-
-  /** Frees the rows. Safe to call twice. */
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.rows.dispose();
-  }
+    return labels;
+  };
+  return {
+    description,
+    table,
+    rowsOf: (batch) => labelsOf(batch),
+    masks: (batch) => {
+      const labels = labelsOf(batch);
+      if (options.toward === undefined || batch.weights === undefined) return table.gather(labels);
+      return blendTokenRows(table, labels, batch.weights, options.toward);
+    },
+    dispose: () => table.dispose(),
+  };
 }
 
 /** Settings of the paper's token-frequency rule; the defaults are the paper's. */
@@ -142,8 +117,8 @@ export function tokenFrequencyWeight(
   const retainPseudo = options.retainPseudoCount ?? 20;
   const offset = options.offset ?? 4;
   if (!(forgetCount >= 0 && retainCount >= 0 && forgetPseudo > 0 && retainPseudo > 0)) {
-    throw new Error(
-      `gradient-routing: token-frequency counts must be >= 0 and pseudo-counts > 0, got forget ${forgetCount}, retain ${retainCount}, pseudo-counts ${forgetPseudo}/${retainPseudo}.`,
+    throw new GradientRoutingError(
+      `token-frequency counts must be >= 0 and pseudo-counts > 0, got forget ${forgetCount}, retain ${retainCount}, pseudo-counts ${forgetPseudo}/${retainPseudo}.`,
     );
   }
   const r = (forgetCount + forgetPseudo) / (retainCount + retainPseudo);
@@ -174,8 +149,8 @@ export function tokenFrequencyWeights(
       for (let i = 0; i < doc.length; i++) {
         const id = doc[i]!;
         if (!(Number.isInteger(id) && id >= 0 && id < vocabSize)) {
-          throw new Error(
-            `gradient-routing: token id ${id} is outside [0, ${vocabSize}); pass the tokenizer's vocabulary size.`,
+          throw new GradientRoutingError(
+            `token id ${id} is outside [0, ${vocabSize}); pass the tokenizer's vocabulary size.`,
           );
         }
         counts[id]! += 1;
@@ -198,8 +173,8 @@ export function tokenFrequencyWeights(
  * The two mask rows of ERA's routing for an MLP hidden layer of `width` units whose units
  * `[start, end)` are the expansion: row 0 (retain and unlabelled tokens) all ones; row 1
  * (labelled forget tokens) 1 on the expansion and `originalWeight` (the paper: −0.75) on the
- * original units. Build a table with `new TokenMaskTable(rows, { allowOutsideUnitInterval: true })`
- * when `originalWeight` is negative.
+ * original units. Build a table with `new MaskTable(rows, { range: [-1, 1] })` when
+ * `originalWeight` is negative.
  */
 export function expandRouteRows(
   width: number,
@@ -207,8 +182,8 @@ export function expandRouteRows(
   originalWeight = -0.75,
 ): [Float32Array, Float32Array] {
   if (!(expansion.start >= 0 && expansion.start < expansion.end && expansion.end <= width)) {
-    throw new Error(
-      `gradient-routing: the expansion [${expansion.start}, ${expansion.end}) does not fit a hidden layer of ${width} units.`,
+    throw new GradientRoutingError(
+      `the expansion [${expansion.start}, ${expansion.end}) does not fit a hidden layer of ${width} units.`,
     );
   }
   const retain = new Float32Array(width).fill(1);

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { GradientRoutingError } from '../errors.js';
 import {
   type MlpWeights,
   type ParameterValues,
@@ -25,8 +26,8 @@ export interface ExpandOptions {
 
 function checkUnits(units: number): void {
   if (!(Number.isInteger(units) && units > 0)) {
-    throw new Error(
-      `gradient-routing: an expansion adds a positive whole number of units, got ${units}.`,
+    throw new GradientRoutingError(
+      `an expansion adds a positive whole number of units, got ${units}.`,
     );
   }
 }
@@ -68,8 +69,8 @@ export function expandMlpWeights(
 export function contractMlpWeights(weights: MlpWeights, region: UnitRegion): MlpWeights {
   const h = weights.inWeight.shape[1]!;
   if (!(region.start >= 0 && region.start < region.end && region.end <= h)) {
-    throw new Error(
-      `gradient-routing: cannot remove units [${region.start}, ${region.end}) from a hidden layer of ${h} units.`,
+    throw new GradientRoutingError(
+      `cannot remove units [${region.start}, ${region.end}) from a hidden layer of ${h} units.`,
     );
   }
   const keep = (t: tf.Tensor, axis: number) => {
@@ -144,8 +145,8 @@ export function expandTransformerMlps(
   const layers = new Set(options.layers);
   for (const layer of layers) {
     if (!(Number.isInteger(layer) && layer >= 0 && layer < model.config.numLayers)) {
-      throw new Error(
-        `gradient-routing: cannot expand block ${layer}; the model has blocks 0..${model.config.numLayers - 1}.`,
+      throw new GradientRoutingError(
+        `cannot expand block ${layer}; the model has blocks 0..${model.config.numLayers - 1}.`,
       );
     }
   }
@@ -153,8 +154,8 @@ export function expandTransformerMlps(
   return rebuild(model, (layer, mlp) => {
     if (!layers.has(layer)) return null;
     if (model.mlpRegions(layer).some((r) => r.name === name)) {
-      throw new Error(
-        `gradient-routing: block ${layer} already has a region '${name}'; contract it first or pass another name.`,
+      throw new GradientRoutingError(
+        `block ${layer} already has a region '${name}'; contract it first or pass another name.`,
       );
     }
     const { weights, region } = expandMlpWeights(mlp, { ...options, seed: options.seed + layer });
@@ -185,8 +186,8 @@ export function contractTransformerMlps(
   });
   if (!found) {
     result.dispose();
-    throw new Error(
-      `gradient-routing: no MLP of this transformer has a region '${name}'; expand it first with expandTransformerMlps().`,
+    throw new GradientRoutingError(
+      `no MLP of this transformer has a region '${name}'; expand it first with expandTransformerMlps().`,
     );
   }
   return result;
@@ -200,8 +201,8 @@ function denseParts(
   role: string,
 ): { kernel: tf.Tensor2D; bias: tf.Tensor1D | null } {
   if (layer.getClassName() !== 'Dense' || !layer.built) {
-    throw new Error(
-      `gradient-routing: the ${role} layer must be a built tfjs-layers Dense layer (call the model once or build it), got ${layer.getClassName()}${layer.built ? '' : ' (not built)'}.`,
+    throw new GradientRoutingError(
+      `the ${role} layer must be a built tfjs-layers Dense layer (call the model once or build it), got ${layer.getClassName()}${layer.built ? '' : ' (not built)'}.`,
     );
   }
   const [kernel, bias] = layer.getWeights();
@@ -238,8 +239,8 @@ export function expandDensePair(
   const b = denseParts(second, 'second');
   const h = a.kernel.shape[1];
   if (b.kernel.shape[0] !== h) {
-    throw new Error(
-      `gradient-routing: the first Dense layer has ${h} units but the second takes ${b.kernel.shape[0]} inputs; pass two consecutive Dense layers.`,
+    throw new GradientRoutingError(
+      `the first Dense layer has ${h} units but the second takes ${b.kernel.shape[0]} inputs; pass two consecutive Dense layers.`,
     );
   }
   const outDim = b.kernel.shape[1];

@@ -1,17 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { seededRandom } from '../../util/random.js';
-
-/**
- * What a forward pass needs from a routing context: `point(name, x)` is called at every named
- * routing point and returns the tensor the pass continues with (the same values for plain
- * routing; edited values for ablation).
- */
-export interface PointContext {
-  point(name: string, x: tf.Tensor): tf.Tensor;
-}
-
-/** A context that leaves every point alone: the plain forward pass. */
-export const plainContext: PointContext = { point: (_name, x) => x };
+import { GradientRoutingError } from '../errors.js';
+import type { ForwardContext } from '../routing/points.js';
+import { seededRandom } from '../util/random.js';
 
 /** Shape and initialisation of a {@link TinyTransformer}. */
 export interface TransformerConfig {
@@ -69,8 +59,8 @@ export type ParameterValues = ReadonlyMap<string, tf.Tensor>;
 
 function assertPositiveInteger(value: number, name: string): void {
   if (!(Number.isInteger(value) && value > 0)) {
-    throw new Error(
-      `gradient-routing: TransformerConfig.${name} must be a positive integer, got ${value}.`,
+    throw new GradientRoutingError(
+      `TransformerConfig.${name} must be a positive integer, got ${value}.`,
     );
   }
 }
@@ -88,8 +78,8 @@ export function validateTransformerConfig(config: TransformerConfig): void {
     assertPositiveInteger(config[key], key);
   }
   if (config.modelDim % config.numHeads !== 0) {
-    throw new Error(
-      `gradient-routing: TransformerConfig.numHeads (${config.numHeads}) must divide modelDim ` +
+    throw new GradientRoutingError(
+      `TransformerConfig.numHeads (${config.numHeads}) must divide modelDim ` +
         `(${config.modelDim}); pick e.g. numHeads ${gcdHeads(config.modelDim, config.numHeads)}.`,
     );
   }
@@ -226,7 +216,7 @@ export class TinyTransformer {
     const take = (name: string): tf.Variable => {
       const value = values.get(name);
       if (value === undefined) {
-        throw new Error(`gradient-routing: transformer parameter '${name}' is missing.`);
+        throw new GradientRoutingError(`transformer parameter '${name}' is missing.`);
       }
       return tf.variable(value, true);
     };
@@ -255,8 +245,8 @@ export class TinyTransformer {
       const hidden = block.mlp.inWeight.shape[1]!;
       for (const region of block.regions) {
         if (!(region.start >= 0 && region.start < region.end && region.end <= hidden)) {
-          throw new Error(
-            `gradient-routing: region '${region.name}' [${region.start}, ${region.end}) of block ${i} ` +
+          throw new GradientRoutingError(
+            `region '${region.name}' [${region.start}, ${region.end}) of block ${i} ` +
               `does not fit its ${hidden} hidden units.`,
           );
         }
@@ -290,8 +280,8 @@ export class TinyTransformer {
   private block(layer: number): BlockVariables {
     const block = this.blocks[layer];
     if (block === undefined) {
-      throw new Error(
-        `gradient-routing: the transformer has blocks 0..${this.blocks.length - 1}, not ${layer}.`,
+      throw new GradientRoutingError(
+        `the transformer has blocks 0..${this.blocks.length - 1}, not ${layer}.`,
       );
     }
     return block;
@@ -342,8 +332,8 @@ export class TinyTransformer {
     for (const [name, value] of other.namedParameters()) {
       const target = mine.get(name);
       if (target === undefined || !tf.util.arraysEqual(target.shape, value.shape)) {
-        throw new Error(
-          `gradient-routing: assignFrom needs a transformer of the same shapes; '${name}' differs.`,
+        throw new GradientRoutingError(
+          `assignFrom needs a transformer of the same shapes; '${name}' differs.`,
         );
       }
       target.assign(value);
@@ -352,27 +342,31 @@ export class TinyTransformer {
 
   /**
    * The next-token logits `[B, T, V]` of `tokens` (`int32 [B, T]`, `T <= contextLength`).
-   * Position t attends to positions 0..t only. `context.point` is called at every routing point.
+   * Position t attends to positions 0..t only. With a context (see `forwardContext`), its
+   * `point` is called at every routing point; call it inside `tf.tidy` then, since activations
+   * the context captures live in your scope.
    */
-  apply(tokens: tf.Tensor2D, context: PointContext = plainContext): tf.Tensor3D {
+  forward(tokens: tf.Tensor2D, context?: ForwardContext): tf.Tensor3D {
     this.assertLive();
     const [batch, length] = tokens.shape;
     if (tokens.dtype !== 'int32') {
-      throw new Error(
-        `gradient-routing: transformer tokens must be int32, got ${tokens.dtype}; build them with tf.tensor2d(ids, shape, 'int32').`,
+      throw new GradientRoutingError(
+        `transformer tokens must be int32, got ${tokens.dtype}; build them with tf.tensor2d(ids, shape, 'int32').`,
       );
     }
     if (length > this.config.contextLength) {
-      throw new Error(
-        `gradient-routing: sequence length ${length} exceeds the model's contextLength ${this.config.contextLength}; truncate the tokens.`,
+      throw new GradientRoutingError(
+        `sequence length ${length} exceeds the model's contextLength ${this.config.contextLength}; truncate the tokens.`,
       );
     }
     const { modelDim: d, numHeads: heads } = this.config;
     const headDim = d / heads;
-    return tf.tidy(() => {
+    const point = <T extends tf.Tensor>(name: string, x: T): T =>
+      context === undefined ? x : context.point(name, x);
+    const run = () => {
       const positions = tf.slice(this.positions, [0, 0], [length, d]);
       let x = tf.add(embedTokens(this.embedding, tokens), positions);
-      x = context.point('embed', x);
+      x = point('embed', x);
       const bias = tf.slice(this.causalBias, [0, 0], [length, length]);
       const toHeads = (t: tf.Tensor) =>
         tf.transpose(tf.reshape(t, [batch, length, heads, headDim]), [0, 2, 1, 3]);
@@ -386,30 +380,32 @@ export class TinyTransformer {
         );
         const attended = tf.matMul(tf.softmax(scores, -1), toHeads(v));
         const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [batch, length, d]);
-        const attnOut = context.point(
+        const attnOut = point(
           `blocks.${i}.attn.out`,
           dense(merged, b.attnOutWeight, b.attnOutBias),
         );
         x = tf.add(x, attnOut);
         const h2 = layerNorm(x, b.ln2Gain, b.ln2Bias);
-        const hidden = context.point(
+        const hidden = point(
           `blocks.${i}.mlp.hidden`,
           gelu(dense(h2, b.mlp.inWeight, b.mlp.inBias)),
         );
-        const mlpOut = context.point(
-          `blocks.${i}.mlp.out`,
-          dense(hidden, b.mlp.outWeight, b.mlp.outBias),
-        );
-        x = context.point(`blocks.${i}.resid`, tf.add(x, mlpOut));
+        const mlpOut = point(`blocks.${i}.mlp.out`, dense(hidden, b.mlp.outWeight, b.mlp.outBias));
+        x = point(`blocks.${i}.resid`, tf.add(x, mlpOut));
       });
-      const final = context.point('final', layerNorm(x, this.finalGain, this.finalBias));
-      return dense(final, this.unembedding, tf.zeros([this.config.vocabSize])) as tf.Tensor3D;
-    });
+      const final = point('final', layerNorm(x, this.finalGain, this.finalBias));
+      return tf.reshape(
+        tf.matMul(tf.reshape(final, [-1, d]) as tf.Tensor2D, this.unembedding as tf.Tensor2D),
+        [batch, length, this.config.vocabSize],
+      ) as tf.Tensor3D;
+    };
+    // With a context, no inner tidy: captured activations must outlive this call.
+    return context === undefined ? tf.tidy(run) : run();
   }
 
   private assertLive(): void {
     if (this.disposed) {
-      throw new Error('gradient-routing: this transformer was disposed; build a new one.');
+      throw new GradientRoutingError('this transformer was disposed; build a new one.', 'disposed');
     }
   }
 

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { GradientRoutingError } from '../errors.js';
 
 /** Settings of {@link AdamW}; the defaults are the ERA paper's (`torch.optim.AdamW`). */
 export interface AdamWConfig {
@@ -37,8 +38,8 @@ export class AdamW {
       this.epsilon >= 0 &&
       this.weightDecay >= 0;
     if (!ok) {
-      throw new Error(
-        'gradient-routing: AdamW needs 0 <= beta1, beta2 < 1 and epsilon, weightDecay >= 0; check the config.',
+      throw new GradientRoutingError(
+        'AdamW needs 0 <= beta1, beta2 < 1 and epsilon, weightDecay >= 0; check the config.',
       );
     }
   }
@@ -49,7 +50,7 @@ export class AdamW {
    */
   step(variables: readonly tf.Variable[], grads: tf.NamedTensorMap, learningRate: number): void {
     if (!(Number.isFinite(learningRate) && learningRate >= 0)) {
-      throw new Error(`gradient-routing: AdamW learning rate must be >= 0, got ${learningRate}.`);
+      throw new GradientRoutingError(`AdamW learning rate must be >= 0, got ${learningRate}.`);
     }
     for (const variable of variables) {
       const g = grads[variable.name];

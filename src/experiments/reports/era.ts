@@ -1,5 +1,5 @@
-import { groupedBarChartSpec, lineChartSpec, type VegaLiteSpec } from '../../reports/charts.js';
 import type { EraResult, EraRun, EraSummary } from '../era.js';
+import { groupedBarChartSpec, lineChartSpec, type VegaLiteSpec } from './charts.js';
 
 /** `era 50 %`, `control`, `filter 100 %`: how a run is named in tables and charts. */
 export function eraRunName(run: Pick<EraRun, 'method' | 'labelFraction'>): string {
