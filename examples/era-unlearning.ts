@@ -5,7 +5,7 @@
 //   npm run era -- --forget noun.animal --label-fractions 0.25,1
 //   npm run era -- --data my-corpus.tsv --forget sports
 //   npm run era -- --help
-import { constants } from 'node:fs';
+import { constants, rmdirSync } from 'node:fs';
 import { access, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -60,9 +60,8 @@ function list(text: string | undefined): string[] | undefined {
 }
 
 function parseOptions() {
-  let values;
-  try {
-    ({ values } = parseArgs({
+  const parse = () =>
+    parseArgs({
       options: {
         preset: { type: 'string', default: 'quick' },
         forget: { type: 'string' },
@@ -76,7 +75,10 @@ function parseOptions() {
         help: { type: 'boolean', default: false },
       },
       strict: true,
-    }));
+    });
+  let values: ReturnType<typeof parse>['values'];
+  try {
+    ({ values } = parse());
   } catch (error) {
     fail((error as Error).message);
   }
@@ -137,8 +139,11 @@ function parseOptions() {
   };
 }
 
-/** Fails now, not after training, if `out` cannot take the report. */
-async function checkOutputDirectory(out: string): Promise<void> {
+/**
+ * Fails now, not after training, if `out` cannot take the report. Returns whether the directory
+ * was created here, so a failed run can remove it again.
+ */
+async function checkOutputDirectory(out: string): Promise<boolean> {
   const existing = await stat(out).catch(() => undefined);
   if (existing !== undefined && !existing.isDirectory()) {
     fail(`--out ${out} is a file; pass a directory (it is created if missing)`);
@@ -151,6 +156,7 @@ async function checkOutputDirectory(out: string): Promise<void> {
   } catch (error) {
     fail(`cannot write to --out ${out}: ${(error as Error).message}`);
   }
+  return existing === undefined;
 }
 
 function progressBar(started: number) {
@@ -182,7 +188,18 @@ async function main() {
   } else {
     documents = await loadWordNetGlosses();
   }
-  await checkOutputDirectory(options.out);
+  const createdOut = await checkOutputDirectory(options.out);
+  // A run that fails leaves no trace: the report is written only at the end, and a directory
+  // made for it is removed again (only if still empty).
+  process.on('exit', (code) => {
+    if (code !== 0 && createdOut) {
+      try {
+        rmdirSync(options.out);
+      } catch {
+        // Not empty or already gone: leave it.
+      }
+    }
+  });
   const backend = await selectNodeBackend({ backend: options.backend });
   const { config } = options;
   console.error(

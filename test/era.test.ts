@@ -159,5 +159,10 @@ describe('npm run era: input checks before training', () => {
     expect(data.code).toBe(1);
     expect(data.stderr).toMatch(/bad.tsv line 2 has no tab/);
     expect(existsSync(out)).toBe(false);
+    const file = path.join(scratch, 'a-file');
+    writeFileSync(file, 'not a directory');
+    const outFile = await cli(['--out', file]);
+    expect(outFile.code).toBe(2);
+    expect(outFile.stderr).toMatch(/--out .*a-file is a file; pass a directory/);
   });
 });
