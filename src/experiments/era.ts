@@ -60,7 +60,10 @@ export interface EraConfig {
   readonly expandLayers: readonly number[];
   /** Mask weight of the original units for labelled forget tokens (the paper: −0.75). */
   readonly originalUnitWeight: number;
-  /** L1 coefficient on the expanded layers' MLP activations (the paper: 1e-4). */
+  /**
+   * L1 coefficient on the expanded layers' MLP activations (the paper: 1e-4), times the mean
+   * absolute activation over tokens and units of each expanded layer.
+   */
   readonly l1Coefficient: number;
   readonly steps: number;
   readonly batchSize: number;
@@ -434,8 +437,10 @@ function train(
         const logits = model.forward(batch.inputs, context);
         const ce = tokenCrossEntropy(logits, batch.targets, batch.weights);
         if (hiddenPoints.length === 0 || options.l1Coefficient === 0) return ce;
-        // Per expanded layer: L1 of each token's activation vector, averaged over tokens.
-        const penalties = [...context.captured.values()].map((h) => tf.mean(tf.sum(tf.abs(h), -1)));
+        // Per expanded layer: mean |activation| over tokens and units (PyTorch's
+        // `h.abs().mean()`). Summing over units instead made the penalty ~300x stronger here and
+        // held the quick model at its unigram plateau (measured: train loss 4.06 vs 3.68 at 150 steps).
+        const penalties = [...context.captured.values()].map((h) => tf.mean(tf.abs(h)));
         return tf.add(ce, tf.mul(tf.addN(penalties), options.l1Coefficient)) as tf.Scalar;
       }, variables);
       optimizer.step(variables, grads, options.learningRate(step));
