@@ -200,7 +200,7 @@ export interface EraRun {
 export interface EraRunDetails {
   readonly method: EraMethod;
   readonly labelFraction: number;
-  /** Training loss (cross-entropy, no L1) every step. */
+  /** Training objective every step: cross-entropy plus the L1 term (ERA, control). */
   readonly trainLosses: number[];
   /** Losses right after contraction, before the coherence fine-tune (null for `filter`). */
   readonly contracted: { retain: number; forget: number } | null;
