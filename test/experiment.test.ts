@@ -54,13 +54,11 @@ function syntheticDataset(count: number, seed: number): ImageDataset {
 
 const tinyConfig: SplitExperimentConfig = {
   ...splitPresets.smoke,
-  hidden: [24, 12],
-  latentDim: 6,
-  epochs: 3,
-  batchSize: 16,
-  learningRate: 3e-3,
+  model: { hidden: [24, 12], latentDim: 6, seed: 0 },
+  optimizer: { ...splitPresets.smoke.optimizer, learningRate: 3e-3 },
+  fit: { epochs: 3, batchSize: 16, seed: 0 },
+  probe: { ...splitPresets.smoke.probe, epochs: 1 },
   partition: [[0], [1], [2]],
-  probeEpochs: 1,
 };
 
 describe('runSplitExperiment', () => {
@@ -94,7 +92,7 @@ describe('runSplitExperiment', () => {
   it('gives the same numbers for the same seed on the same backend', async () => {
     await useBackend('wasm');
     const data = { train: syntheticDataset(64, 3), test: syntheticDataset(30, 4) };
-    const config = { ...tinyConfig, probeEpochs: 0 };
+    const config = { ...tinyConfig, probe: { ...tinyConfig.probe, epochs: 0 } };
     const first = await runSplitExperiment(data, config);
     const second = await runSplitExperiment(data, config);
     expect(second.decoderPerLabel).toEqual(first.decoderPerLabel);
@@ -102,7 +100,7 @@ describe('runSplitExperiment', () => {
       first.certificates.map((c) => c.perLabelMae),
     );
     expect(second.losses).toEqual(first.losses);
-    const third = await runSplitExperiment(data, { ...config, seed: 5 });
+    const third = await runSplitExperiment(data, { ...config, fit: { ...config.fit, seed: 5 } });
     expect(third.losses).not.toEqual(first.losses);
     for (const result of [first, second, third]) result.model.dispose();
   });
