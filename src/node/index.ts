@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 
+export type { GpuAdapterDescription } from '../core/backend/adapter.js';
 export type { BackendChoice, BackendName, SelectBackendOptions } from '../core/backend/select.js';
 export type { ImageDataset, ImageDatasetOptions, PixelRange } from '../core/data/dataset.js';
 export { installedWasmDirectory, selectNodeBackend } from './backend.js';
@@ -36,3 +37,4 @@ export {
   type WasmThreadsOptions,
   wasmThreadsCount,
 } from './wasm-threads.js';
+export { type NodeWebGpuAdapter, nodeWebGpuAdapter, releaseNodeWebGpu } from './webgpu.js';

@@ -124,18 +124,54 @@ function writeWorkerScript(
   return { file, remove };
 }
 
-/** Runs `start` and removes the process-wide error listeners it added. */
-function withoutNewProcessListeners<T>(start: () => T): T {
+/**
+ * Runs `start` and removes the process-wide error listeners it added (synchronously or while its
+ * promise was pending): Emscripten's, which rethrow every error in the process.
+ */
+async function withoutNewProcessListeners<T>(start: () => T | Promise<T>): Promise<T> {
   const uncaught = new Set(process.listeners('uncaughtException'));
   const unhandled = new Set(process.listeners('unhandledRejection'));
-  try {
-    return start();
-  } finally {
+  const removeNew = () => {
     for (const listener of process.listeners('uncaughtException')) {
       if (!uncaught.has(listener)) process.removeListener('uncaughtException', listener);
     }
     for (const listener of process.listeners('unhandledRejection')) {
       if (!unhandled.has(listener)) process.removeListener('unhandledRejection', listener);
+    }
+  };
+  let pending: T | Promise<T>;
+  try {
+    pending = start();
+  } finally {
+    // At once as well: the module may reject before the caller's handlers see the error.
+    removeNew();
+  }
+  try {
+    return await pending;
+  } finally {
+    removeNew();
+  }
+}
+
+/**
+ * Runs `dispose` and puts back any process-wide error listener it removed. tfjs-backend-wasm's
+ * Emscripten modules, when disposed, remove every `uncaughtException`/`unhandledRejection`
+ * listener that existed when they were loaded (a filter in its post.js that always passes), which
+ * would silently take away the handlers of the application or of a test runner.
+ */
+function keepingProcessListeners(dispose: () => void): void {
+  const uncaught = process.listeners('uncaughtException');
+  const unhandled = process.listeners('unhandledRejection');
+  try {
+    dispose();
+  } finally {
+    const uncaughtNow = new Set(process.listeners('uncaughtException'));
+    for (const listener of uncaught) {
+      if (!uncaughtNow.has(listener)) process.on('uncaughtException', listener);
+    }
+    const unhandledNow = new Set(process.listeners('unhandledRejection'));
+    for (const listener of unhandled) {
+      if (!unhandledNow.has(listener)) process.on('unhandledRejection', listener);
     }
   }
 }
@@ -184,6 +220,7 @@ async function startThreadedModule(
   };
   try {
     const started = withoutNewProcessListeners(() => factory(config));
+    started.catch(() => {}); // a worker failure wins the race below; this rejection is expected
     // Emscripten resolves only once its pool of MAX_WASM_THREADS workers has loaded the script.
     const module = await Promise.race([started, workerFailed]);
     for (const [pooled, handler] of originalHandlers) pooled.onerror = handler;
@@ -228,6 +265,8 @@ type MarkedFactory = BackendFactory & { [OURS]?: number };
 
 /** tfjs-backend-wasm's own factory (single-threaded in Node), kept to fall back on. */
 let stockFactory: BackendFactory | null = null;
+/** Whether the threaded build failed to start in this process (its notice has been given). */
+let threadedStartFailed = false;
 const WASM_PRIORITY = 2;
 
 /**
@@ -276,21 +315,22 @@ export type WasmThreadsSetup = 'registered' | 'unchanged' | 'kept-running';
  * no tensors, and kept (with a notice) when it does, since a restart would lose them.
  */
 export function configureWasmThreads(options: ConfigureWasmThreadsOptions): WasmThreadsSetup {
-  const threads = assertThreads(options.threads);
+  const asked = assertThreads(options.threads);
   const notice = options.onNotice ?? ((message: string) => console.warn(message));
+  // After one failed start (and its notice), later selections go straight to one thread; a
+  // test that injects failures through `seams` always tries again.
+  const threads = threadedStartFailed && options.seams === undefined ? 1 : asked;
   const current = tf.findBackend('wasm');
   const registered = tf.findBackendFactory('wasm') as MarkedFactory | null;
   if (current !== null) {
-    if (getThreadsCount() === threads || (registered?.[OURS] === threads && threads > 1)) {
-      return 'unchanged';
-    }
+    if (getThreadsCount() === threads) return 'unchanged';
     if (current.numDataIds() > 0) {
       notice(
         `gradient-routing: the wasm backend already runs with ${getThreadsCount()} thread(s) and holds tensors, which a restart would lose; keeping it. Select the backend before creating tensors to get ${threads}.`,
       );
       return 'kept-running';
     }
-  } else if (registered?.[OURS] === threads) {
+  } else if (registered?.[OURS] === threads && options.seams === undefined) {
     return 'unchanged';
   }
   if (registered !== null && registered[OURS] === undefined) stockFactory = registered;
@@ -301,23 +341,26 @@ export function configureWasmThreads(options: ConfigureWasmThreadsOptions): Wasm
     );
   }
   const fallback = stockFactory;
-  if (registered !== null) tf.removeBackend('wasm');
+  if (registered !== null) keepingProcessListeners(() => tf.removeBackend('wasm'));
   const seams = options.seams ?? {};
   const factory: MarkedFactory =
     threads === 1
       ? async () => {
           setThreadsCount(1);
-          return fallback();
+          return withoutNewProcessListeners(fallback);
         }
       : async () => {
           try {
-            return await threadedBackend(threads, seams);
+            const backend = await threadedBackend(threads, seams);
+            threadedStartFailed = false;
+            return backend;
           } catch (error) {
+            threadedStartFailed = true;
             notice(
-              `gradient-routing: multi-threaded wasm could not start (${(error as Error).message ?? String(error)}); using 1 thread.`,
+              `gradient-routing: multi-threaded wasm could not start (${error instanceof Error ? error.message : String(error)}); using 1 thread.`,
             );
             setThreadsCount(1);
-            return fallback();
+            return withoutNewProcessListeners(fallback);
           }
         };
   factory[OURS] = threads;
