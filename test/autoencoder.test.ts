@@ -102,7 +102,7 @@ describe.each(TEST_BACKENDS)('RoutedAutoencoder on %s', (backend) => {
     const a = model.reconstruct(x).dataSync();
     const b = loaded.reconstruct(x).dataSync();
     expect(Array.from(b)).toEqual(Array.from(a));
-    const errors = model.evaluate(x, Int32Array.from([0, 5, 1, 6, 2, 7]), { numClasses: 10 });
+    const errors = await model.evaluate(x, Int32Array.from([0, 5, 1, 6, 2, 7]), { numClasses: 10 });
     expect(errors.decoder).toHaveLength(10);
     expect(errors.certificates).toHaveLength(2);
     expect(Number.isNaN(errors.decoder[3]!)).toBe(true);

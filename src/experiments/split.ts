@@ -187,7 +187,7 @@ export async function runSplitExperiment(
     });
     const trainSeconds = (performance.now() - started) / 1000;
     callbacks.onPhase?.('evaluate');
-    const errors = model.evaluate(testX, test.labels, { numClasses });
+    const errors = await model.evaluate(testX, test.labels, { numClasses });
     const certificates = errors.certificates.map((perLabelMae, g) => ({
       region: regions[g]!,
       ownGroup: g,

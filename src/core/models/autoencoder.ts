@@ -270,11 +270,11 @@ export class RoutedAutoencoder {
    * Per-label MAE of the decoder and of each certificate on a dataset, computed in batches.
    * Label `k`'s entry is the mean over its examples of the per-example MAE (NaN if it has none).
    */
-  evaluate(
+  async evaluate(
     x: tf.Tensor2D,
     labels: ArrayLike<number>,
     options: { batchSize?: number; numClasses?: number } = {},
-  ): PerLabelErrors {
+  ): Promise<PerLabelErrors> {
     const batchSize = options.batchSize ?? 1000;
     const numClasses = options.numClasses ?? this.routeTable.numClasses;
     const count = x.shape[0];
@@ -293,7 +293,8 @@ export class RoutedAutoencoder {
         const outputs = [this.decode(z), ...this.certify(z)];
         return tf.stack(outputs.map((out) => perExampleMeanAbsoluteError(out, batch)));
       });
-      const values = errors.dataSync();
+      // Read asynchronously: WebGPU in Node cannot read synchronously.
+      const values = (await errors.data()) as Float32Array;
       errors.dispose();
       perExample.forEach((head, h) => {
         head.set(values.subarray(h * size, (h + 1) * size), start);
