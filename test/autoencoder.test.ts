@@ -37,6 +37,11 @@ function batch(labels: number[]): { x: tf.Tensor2D; y: tf.Tensor1D } {
   };
 }
 
+/** Every weight's values, to compare before and after. */
+function bits(variables: readonly tf.Variable[]): number[][] {
+  return variables.map((v) => Array.from(v.dataSync()));
+}
+
 /** The latent layer's kernel [6, 8]: column j is what feeds latent dim j. */
 function latentKernel(model: Autoencoder): tf.Variable {
   return model.trainableVariables.find((v) => v.shape[0] === 6 && v.shape[1] === 8)!;
@@ -375,6 +380,45 @@ describe('fit', () => {
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([v, x, labels, nanData]);
     sgd.dispose();
+  });
+
+  it('checks the labels once, before the first step, with the rule it is given', async () => {
+    await useBackend('cpu');
+    const model = smallModel(6, false);
+    const objective = splitObjective({ routes: ROUTES }, 8);
+    const optimizer = torchAdam({ learningRate: 1e-2 });
+    const { x } = batch([0, 1, 2, 3]);
+    const labels = tf.tensor1d([0, 5, 12, 3], 'int32');
+    const before = bits(model.trainableVariables);
+    let steps = 0;
+    await expect(
+      fitModel(
+        (b) => objective.loss(model, b.x as tf.Tensor2D, b.labels as tf.Tensor1D).total,
+        model.trainableVariables,
+        optimizer,
+        { x, labels },
+        {
+          epochs: 1,
+          batchSize: 2,
+          checkLabels: (l) => objective.rule.checkLabels(l),
+          onProgress: () => {
+            steps += 1;
+          },
+        },
+      ),
+    ).rejects.toMatchObject({
+      code: 'invalid-label',
+      message: expect.stringMatching(
+        /example 2 has label 12, but labels must be integers in \[0, 10\)/,
+      ),
+    });
+    // Nothing trained.
+    expect(steps).toBe(0);
+    expect(bits(model.trainableVariables)).toEqual(before);
+    tf.dispose([x, labels]);
+    optimizer.dispose();
+    objective.dispose();
+    model.dispose();
   });
 
   it('rejects bad options and mismatched data before training', async () => {

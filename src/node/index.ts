@@ -31,8 +31,11 @@ export {
   writePng,
 } from './render.js';
 export {
+  prepareOutputDirectory,
+  prepareSplitReport,
   type SplitReportFiles,
   type SplitReportOptions,
+  type SplitReportResult,
   writeSplitReport,
 } from './split-report.js';
 export {

@@ -1,7 +1,8 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ImageDataset } from '../core/data/dataset.js';
+import { GradientRoutingError } from '../core/errors.js';
 import { groupedBarChartSpec, lineChartSpec } from '../experiments/reports/charts.js';
 import { imageGrid } from '../experiments/reports/grid.js';
 import {
@@ -13,13 +14,84 @@ import type { SplitExperimentResult } from '../experiments/split.js';
 import { partitionRegions } from '../experiments/split.js';
 import { writeChartPng, writeFileAtomic, writeJson, writePng } from './render.js';
 
-/** The files {@link writeSplitReport} wrote, by role. */
+/** The files {@link writeSplitReport} writes, by role. */
 export interface SplitReportFiles {
   summary: string;
   table: string;
   reconstructions: string;
   perDigitChart: string;
   lossChart: string;
+}
+
+/** What {@link writeSplitReport} wrote, and the figures it could not write. */
+export interface SplitReportResult {
+  /** Every file of the report, by role (figures in `failed` were not written). */
+  files: SplitReportFiles;
+  /** Figures that failed (a missing optional package, a rendering error), with the reason. */
+  failed: { file: string; error: Error }[];
+}
+
+function reportFiles(outDir: string): SplitReportFiles {
+  return {
+    summary: path.join(outDir, 'summary.json'),
+    table: path.join(outDir, 'table.md'),
+    reconstructions: path.join(outDir, 'reconstructions.png'),
+    perDigitChart: path.join(outDir, 'per-digit-mae.png'),
+    lossChart: path.join(outDir, 'loss.png'),
+  };
+}
+
+/**
+ * Prepares `dir` for files before a long run, so that a bad path fails in a second rather than
+ * after hours of training: creates it (and its parents), checks that it is a writable directory,
+ * and deletes `stale` files left there by an earlier run, so that nothing from that run can be
+ * taken for this run's result.
+ *
+ * @throws {@link GradientRoutingError} naming the path and the fix.
+ */
+export async function prepareOutputDirectory(
+  dir: string,
+  stale: readonly string[] = [],
+): Promise<void> {
+  const existing = await stat(dir).catch(() => undefined);
+  if (existing !== undefined && !existing.isDirectory()) {
+    throw new GradientRoutingError(
+      `${dir} exists and is not a directory; pass a directory path (it is created if missing).`,
+      'invalid-argument',
+      dir,
+    );
+  }
+  try {
+    await mkdir(dir, { recursive: true });
+    // Proves the directory is writable: the same atomic write the results will use.
+    const probe = path.join(dir, '.write-check');
+    await writeFileAtomic(probe, 'ok');
+    await rm(probe, { force: true });
+    for (const name of stale) await rm(path.join(dir, name), { force: true });
+  } catch (error) {
+    const reason =
+      error instanceof Error ? error.message.replace('gradient-routing: ', '') : String(error);
+    throw new GradientRoutingError(
+      `cannot prepare the output directory ${dir} (${reason}); pass a path you can write to.`,
+      'invalid-argument',
+      dir,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Prepares `outDir` for {@link writeSplitReport} before training: see
+ * {@link prepareOutputDirectory}; the stale files are the report's own.
+ * @returns The paths the report will write.
+ */
+export async function prepareSplitReport(outDir: string): Promise<SplitReportFiles> {
+  const files = reportFiles(outDir);
+  await prepareOutputDirectory(
+    outDir,
+    Object.values(files).map((file) => path.basename(file)),
+  );
+  return files;
 }
 
 /** Options of {@link writeSplitReport}. */
@@ -31,10 +103,11 @@ export interface SplitReportOptions {
 }
 
 /**
- * Writes a split experiment's report into `outDir` (created if missing): `summary.json`,
- * `table.md`, `reconstructions.png` (originals over the decoder's reconstructions, then the same
- * with each other group's latent block ablated), `per-digit-mae.png` and `loss.png`.
- * Every file is written atomically.
+ * Writes a split experiment's report into `outDir` (created if missing): `summary.json` and
+ * `table.md` first, then the figures `reconstructions.png` (originals over the decoder's
+ * reconstructions, then the same with each other group's latent block ablated),
+ * `per-digit-mae.png` and `loss.png`. Every file is written atomically. A figure that fails
+ * does not stop the others and is reported in `failed`; the numbers are never lost to a figure.
  */
 export async function writeSplitReport(
   outDir: string,
@@ -42,49 +115,59 @@ export async function writeSplitReport(
   summary: SplitSummary,
   test: ImageDataset,
   options: SplitReportOptions = {},
-): Promise<SplitReportFiles> {
+): Promise<SplitReportResult> {
   await mkdir(outDir, { recursive: true });
-  const files: SplitReportFiles = {
-    summary: path.join(outDir, 'summary.json'),
-    table: path.join(outDir, 'table.md'),
-    reconstructions: path.join(outDir, 'reconstructions.png'),
-    perDigitChart: path.join(outDir, 'per-digit-mae.png'),
-    lossChart: path.join(outDir, 'loss.png'),
-  };
+  const files = reportFiles(outDir);
   await writeJson(files.summary, summary);
   await writeFileAtomic(files.table, `${formatSplitTable(summary)}\n`);
-  await writePng(files.reconstructions, await reconstructionGrid(result, test, options));
+  const failed: SplitReportResult['failed'] = [];
+  const figure = async (file: string, write: () => Promise<void>): Promise<void> => {
+    try {
+      await write();
+    } catch (error) {
+      failed.push({ file, error: error instanceof Error ? error : new Error(String(error)) });
+    }
+  };
+  // Smoke runs a few steps on a subset: its figures only show that the pipeline works.
+  const note = summary.preset === 'smoke' ? ' [smoke: checks the pipeline only]' : '';
+  await figure(files.reconstructions, async () =>
+    writePng(files.reconstructions, await reconstructionGrid(result, test, options)),
+  );
   const keys = groupKeys(result.config.partition.length);
-  await writeChartPng(
-    files.perDigitChart,
-    groupedBarChartSpec({
-      series: [
-        { name: 'decoder', values: summary.perDigit.decoder },
-        ...keys.map((key) => ({
-          name: `${key} half (${summary.halfDecoders})`,
-          values: summary.perDigit[key]!,
-        })),
-      ],
-      labelTitle: 'digit',
-      valueTitle: 'test MAE',
-      title: `Per-digit reconstruction error (${summary.routed ? 'routed' : 'no routing'})`,
-    }),
+  await figure(files.perDigitChart, () =>
+    writeChartPng(
+      files.perDigitChart,
+      groupedBarChartSpec({
+        series: [
+          { name: 'decoder', values: summary.perDigit.decoder },
+          ...keys.map((key) => ({
+            name: `${key} half (${summary.halfDecoders})`,
+            values: summary.perDigit[key]!,
+          })),
+        ],
+        labelTitle: 'digit',
+        valueTitle: 'test MAE',
+        title: `Per-digit reconstruction error (${summary.routed ? 'routed' : 'no routing'})${note}`,
+      }),
+    ),
   );
-  await writeChartPng(
-    files.lossChart,
-    lineChartSpec({
-      curves: [
-        {
-          name: 'training loss',
-          values: result.losses.map((p) => p.loss),
-          steps: result.losses.map((p) => p.step),
-        },
-      ],
-      valueTitle: 'loss',
-      title: 'Training loss',
-    }),
+  await figure(files.lossChart, () =>
+    writeChartPng(
+      files.lossChart,
+      lineChartSpec({
+        curves: [
+          {
+            name: 'training loss',
+            values: result.losses.map((p) => p.loss),
+            steps: result.losses.map((p) => p.step),
+          },
+        ],
+        valueTitle: 'loss',
+        title: `Training loss${note}`,
+      }),
+    ),
   );
-  return files;
+  return { files, failed };
 }
 
 /** Rows: originals, reconstructions, then one row per group with the other groups' blocks off. */
