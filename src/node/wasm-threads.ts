@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BackendWasm, getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
+import { assertThreadsOption, MAX_WASM_THREADS } from '../core/backend/select.js';
 import { GradientRoutingError } from '../core/errors.js';
 
 /*
@@ -25,8 +26,6 @@ import { GradientRoutingError } from '../core/errors.js';
 
 const require = createRequire(import.meta.url);
 const BINARY = 'tfjs-backend-wasm-threaded-simd';
-/** tfjs pre-creates this many pthread workers; its thread pool can use no more. */
-export const MAX_WASM_THREADS = 8;
 /**
  * tfjs-backend-wasm versions whose threaded build this file was written and tested against. The
  * start-up depends on private details (file names, the worker script's export, the Emscripten
@@ -285,13 +284,7 @@ export function defaultWasmThreads(): number {
 }
 
 function assertThreads(threads: number): number {
-  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_WASM_THREADS) {
-    throw new GradientRoutingError(
-      `threads must be an integer from 1 to ${MAX_WASM_THREADS} (tfjs-backend-wasm's thread pool limit), got ${String(threads)}; pass 1 to turn threads off.`,
-      'invalid-argument',
-      threads,
-    );
-  }
+  assertThreadsOption(threads);
   return threads;
 }
 

@@ -124,8 +124,8 @@ async function loadBrowserWebGpu(options: SelectBackendOptions): Promise<boolean
   return true;
 }
 
-/** The largest thread pool tfjs-backend-wasm creates. */
-const MAX_BROWSER_THREADS = 8;
+/** tfjs-backend-wasm pre-creates this many pthread workers; its thread pool can use no more. */
+export const MAX_WASM_THREADS = 8;
 
 /**
  * Sets the wasm backend's threads before it starts in a browser. tfjs itself runs its threaded
@@ -145,7 +145,7 @@ async function configureBrowserWasm(
   }
   const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
     ?.hardwareConcurrency;
-  wasm.setThreadsCount(Math.min(MAX_BROWSER_THREADS, threads ?? Math.max(1, cores ?? 1)));
+  wasm.setThreadsCount(Math.min(MAX_WASM_THREADS, threads ?? Math.max(1, cores ?? 1)));
   if (threads !== undefined && !(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'))) {
     noticeOf(options)(
       'gradient-routing: multi-threaded wasm needs a cross-origin isolated page (Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy: require-corp); using 1 thread.',
@@ -153,12 +153,12 @@ async function configureBrowserWasm(
   }
 }
 
-/** Checks the `threads` option: an integer from 1 to 8. */
+/** Checks the `threads` option: an integer from 1 to 8 (or absent). */
 export function assertThreadsOption(threads: number | undefined): void {
   if (threads === undefined) return;
-  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_BROWSER_THREADS) {
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_WASM_THREADS) {
     throw new GradientRoutingError(
-      `threads must be an integer from 1 to ${MAX_BROWSER_THREADS} (tfjs-backend-wasm's thread pool limit), got ${String(threads)}; pass 1 to turn threads off.`,
+      `threads must be an integer from 1 to ${MAX_WASM_THREADS} (tfjs-backend-wasm's thread pool limit), got ${String(threads)}; pass 1 to turn threads off.`,
       'invalid-argument',
       threads,
     );
