@@ -85,6 +85,7 @@ const ui = {
   error: element<HTMLDivElement>('error'),
   progress: element<HTMLProgressElement>('progress'),
   status: element<HTMLParagraphElement>('status'),
+  progressText: element<HTMLParagraphElement>('progress-text'),
   lossCurve: element<HTMLElement>('loss-curve') as unknown as SVGSVGElement,
   perDigit: element<HTMLElement>('per-digit') as unknown as SVGSVGElement,
   splitLow: element<HTMLElement>('split-low'),
@@ -108,6 +109,9 @@ let stopRequested = false;
 class StopTraining extends Error {}
 
 function setState(state: PageState): void {
+  const focused = document.activeElement;
+  // Disabling or hiding the focused control would drop keyboard focus to the page's start.
+  const focusWillDrop = focused === null || focused === document.body || focused === ui.train;
   document.body.dataset.state = state;
   const busy = state === 'loading' || state === 'training';
   ui.train.disabled = busy;
@@ -116,6 +120,8 @@ function setState(state: PageState): void {
   ui.modelFiles.disabled = busy;
   ui.loadLabel.toggleAttribute('aria-disabled', busy);
   ui.stop.hidden = state !== 'training';
+  if (state === 'training' && focusWillDrop) ui.stop.focus();
+  if (!busy && (focusWillDrop || focused === ui.stop)) ui.train.focus();
 }
 
 function setStatus(text: string): void {
@@ -292,6 +298,7 @@ async function train(params: URLSearchParams): Promise<void> {
   const train = await loadMnistSplit('train', config.trainLimit, downloadStatus);
   const test = await loadMnistSplit('test', config.testLimit, downloadStatus);
   setState('training');
+  ui.progressText.textContent = '';
   const losses: CurvePoint[] = [];
   drawLossCurve(ui.lossCurve, losses);
   let trainStarted = performance.now();
@@ -310,10 +317,9 @@ async function train(params: URLSearchParams): Promise<void> {
       const seconds = (performance.now() - trainStarted) / 1000;
       const perSecond = p.totalSteps / seconds;
       ui.progress.value = p.totalSteps / total;
-      setStatus(
+      ui.progressText.textContent =
         `Epoch ${p.epoch} of ${p.epochs}, step ${p.totalSteps} of ${total} · ` +
-          `${perSecond.toFixed(1)} steps/s · about ${formatDuration((total - p.totalSteps) / perSecond)} left`,
-      );
+        `${perSecond.toFixed(1)} steps/s · about ${formatDuration((total - p.totalSteps) / perSecond)} left`;
       if (p.loss !== undefined) {
         losses.push({ step: p.totalSteps, loss: p.loss });
         drawLossCurve(ui.lossCurve, losses);
