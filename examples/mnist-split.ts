@@ -89,7 +89,7 @@ function joinDashedValues(args: readonly string[]): string[] {
     const arg = args[i]!;
     const next = args[i + 1];
     const isString = STRING_OPTIONS.some((name) => arg === `--${name}`);
-    if (isString && next !== undefined && next.startsWith('-') && !next.startsWith('--')) {
+    if (isString && next?.startsWith('-') && !next.startsWith('--')) {
       joined.push(`${arg}=${next}`);
       i += 1;
     } else {

@@ -226,6 +226,9 @@ describe('soft masks (host)', () => {
     ['NaN', Number.NaN, /mask has weight NaN at flat index 1.*\[0, 1\]/],
     ['above 1', 1.5, /mask has weight 1\.5 at flat index 1/],
     ['below 0', -0.1, /mask has weight -0\.1 at flat index 1/],
+    ['just above 1', 1.000001, /mask has weight 1\.000001 at flat index 1/],
+    ['just below 0', -1e-7, /mask has weight -1e-7 at flat index 1/],
+    ['Infinity', Number.POSITIVE_INFINITY, /mask has weight Infinity at flat index 1/],
   ])('rejects a weight %s', (_, weight, message) => {
     expect(() => softMaskValues([0, weight])).toThrow(message);
     expect(() => maskComplementValues([0, weight])).toThrow(message);

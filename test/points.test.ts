@@ -112,6 +112,8 @@ describe('forwardContext', () => {
             // A point nobody names passes through untouched.
             const latent = context.point('latent', v);
             expect(latent).toBe(v);
+            // Only the points named in capture are recorded.
+            expect([...context.captured.keys()]).toEqual(['embed', 'blocks.1.mlp.hidden']);
             return tf.sum(tf.addN([embedded, attn, hidden, latent]));
           });
           return grad(x);

@@ -428,7 +428,26 @@ describe.each(TEST_BACKENDS)('routeGradients on %s', (backend) => {
       /^gradient-routing: mask must be a tf\.Tensor, a number array, or a function/,
     );
     expect(() => stopGradient(ints)).toThrowError(/^gradient-routing: stopGradient needs/);
-    tf.dispose([ints, x, strings]);
+    expect(() => gateForward(ints, [1, 0])).toThrowError(
+      /^gradient-routing: gateForward needs a float32 tensor, got int32/,
+    );
+    expect(() => routeGradients(x, [['a', 'b']] as unknown as number[][])).toThrowError(
+      /^gradient-routing: mask arrays must hold numbers, found string/,
+    );
+    expect(() => routeGradients(x, strings)).toThrowError(
+      /got string\. Build it from numbers, e\.g\. tf\.tensor\(\[1, 0\]\)/,
+    );
+    // A mask with more axes than the routed tensor is refused even when the extra axes are 1:
+    // its gradient would have the mask's shape, not x's.
+    const wide = tf.ones([1, 2]);
+    expect(() => routeGradients(x, wide)).toThrowError(
+      /mask of shape \[1,2\] does not broadcast to the routed tensor of shape \[2\].*for example \[1\] for one weight per example/,
+    );
+    const matrix = tf.ones([2, 3]);
+    expect(() => routeGradients(matrix, [1, 1])).toThrowError(
+      /shape \[2\] does not broadcast to the routed tensor of shape \[2,3\].*for example \[B,1\] for one weight per example/,
+    );
+    tf.dispose([ints, x, strings, wide, matrix]);
   });
 
   it("never disposes the caller's mask tensors", () => {
@@ -784,7 +803,7 @@ describe.each(TEST_BACKENDS)('mask validation on %s', (backend) => {
     for (const enabled of [false, true]) {
       withValidation(enabled, () => {
         expect(() => routeGradients(x, mask)).toThrow(
-          /^gradient-routing: the mask tensor was disposed before use/,
+          /^gradient-routing: the mask tensor was disposed before use; keep it alive until the step is done \(build it inside the same tf\.tidy, or dispose it after the loss\)\./,
         );
         expect(() => gateForward(x, mask)).toThrow(/mask tensor was disposed/);
       });

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ImageDataset } from '../core/data/dataset.js';
 import { GradientRoutingError } from '../core/errors.js';
 import { groupedBarChartSpec, lineChartSpec } from '../experiments/reports/charts.js';
+import type { PixelBuffer } from '../experiments/reports/grid.js';
 import { imageGrid } from '../experiments/reports/grid.js';
 import {
   formatSplitTable,
@@ -12,7 +13,7 @@ import {
 } from '../experiments/reports/split-summary.js';
 import type { SplitExperimentResult } from '../experiments/split.js';
 import { partitionRegions } from '../experiments/split.js';
-import { writeChartPng, writeFileAtomic, writeJson, writePng } from './render.js';
+import { encodePng, svgToPng, writeChartPng, writeFileAtomic, writeJson } from './render.js';
 
 /** The files {@link writeSplitReport} writes, by role. */
 export interface SplitReportFiles {
@@ -130,9 +131,20 @@ export async function writeSplitReport(
   };
   // Smoke runs a few steps on a subset: its figures only show that the pipeline works.
   const note = summary.preset === 'smoke' ? ' [smoke: checks the pipeline only]' : '';
-  await figure(files.reconstructions, async () =>
-    writePng(files.reconstructions, await reconstructionGrid(result, test, options)),
-  );
+  await figure(files.reconstructions, async () => {
+    const grid = await reconstructionGrid(result, test, options);
+    const keys = groupKeys(result.config.partition.length);
+    const regions = partitionRegions(result.config.partition, result.config.model.latentDim);
+    const labels = [
+      'original',
+      'decoder',
+      ...keys.map((key, g) => `only ${key} (dims ${regions[g]![0]}-${regions[g]![1] - 1})`),
+    ];
+    await writeFileAtomic(
+      files.reconstructions,
+      await labelledGridPng(grid, labels, `Test reconstructions${note}`),
+    );
+  });
   const keys = groupKeys(result.config.partition.length);
   await figure(files.perDigitChart, () =>
     writeChartPng(
@@ -168,6 +180,36 @@ export async function writeSplitReport(
     ),
   );
   return { files, failed };
+}
+
+/**
+ * The grid with a label left of each row and a title above, as PNG: the pixels embedded in an
+ * SVG at their own size, the text set by resvg.
+ */
+async function labelledGridPng(
+  grid: PixelBuffer,
+  rowLabels: string[],
+  title: string,
+): Promise<Uint8Array> {
+  const png = Buffer.from(await encodePng(grid)).toString('base64');
+  const labelWidth = 150;
+  const titleHeight = 24;
+  const padding = 2;
+  const pitch = (grid.height - padding) / rowLabels.length;
+  const width = labelWidth + grid.width;
+  const height = titleHeight + grid.height;
+  const escapeXml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const texts = rowLabels.map(
+    (label, row) =>
+      `<text x="${labelWidth - 8}" y="${titleHeight + padding + row * pitch + pitch / 2}" text-anchor="end" dominant-baseline="middle" font-family="sans-serif" font-size="12">${escapeXml(label)}</text>`,
+  );
+  const svg =
+    `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="${width}" height="${height}">` +
+    `<text x="8" y="16" font-family="sans-serif" font-size="13" font-weight="bold">${escapeXml(title)}</text>` +
+    texts.join('') +
+    `<image x="${labelWidth}" y="${titleHeight}" width="${grid.width}" height="${grid.height}" xlink:href="data:image/png;base64,${png}"/>` +
+    '</svg>';
+  return svgToPng(svg, { scale: 1 });
 }
 
 /** Rows: originals, reconstructions, then one row per group with the other groups' blocks off. */

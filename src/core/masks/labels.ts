@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
 import { type Region, regionMaskValues } from './regions.js';
 import { validateMaskValues } from './soft.js';

@@ -138,7 +138,7 @@ export class ForwardContext {
     }
     this.rules = resolvePatterns(points, options.plan ?? {}, 'plan');
     this.edits = resolvePatterns(points, options.edit ?? {}, 'edits');
-    const capture = Object.fromEntries((options.capture ?? []).map((p) => [p, true]));
+    const capture = Object.fromEntries((options.capture ?? []).map((p) => [p, p]));
     this.capturing = new Set(resolvePatterns(points, capture, 'capture list').keys());
     this.batch = options.batch ?? {};
   }
