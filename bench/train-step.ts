@@ -363,12 +363,14 @@ async function main(): Promise<void> {
   out(
     `model 784-2048-512-32 / 32-512-2048-784 / 2 × 16-512-2048-784, ${(FLOPS_PER_EXAMPLE / 1e6).toFixed(1)} MFLOP per example per step, Adam, dense ${dense}`,
   );
-  out(
-    `wasm threads: ${threadCounts.join(' and ')} (default ${defaultThreads}: every logical core, at most 8)`,
-  );
   const rows: Row[] = [];
   const ceilings: Array<Target & { gflops: number }> = [];
   const backends = requestedBackends ?? ALL_BACKENDS.filter((b) => !(args.quick && b === 'cpu'));
+  if (backends.includes('wasm')) {
+    out(
+      `wasm threads: ${threadCounts.join(' and ')} (default ${defaultThreads}: every logical core, at most 8)`,
+    );
+  }
   if (args.quick && requestedBackends === undefined) skipped.push('cpu: skipped by --quick');
   const targets: Target[] = backends.flatMap((backend): Target[] =>
     backend === 'wasm'

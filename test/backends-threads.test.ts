@@ -31,6 +31,14 @@ async function startWith(
 }
 
 describe('wasm threads in Node', () => {
+  // First, while nothing has configured threads in this process.
+  it('selectNodeBackend starts wasm on every core when nothing says otherwise', async () => {
+    const notices: string[] = [];
+    expect(await selectNodeBackend({ onNotice: (m) => notices.push(m) })).toBe('wasm');
+    expect(wasmThreadsCount()).toBe(defaultWasmThreads());
+    expect(notices).toEqual([]);
+  });
+
   it('defaults to every logical core, at most 8', async () => {
     expect(defaultWasmThreads()).toBe(
       Math.min(8, Math.max(1, (await import('node:os')).availableParallelism())),

@@ -315,15 +315,17 @@ export function configureWasmThreads(options: ConfigureWasmThreadsOptions): Wasm
   const threads = threadedStartFailed && options.seams === undefined ? 1 : asked;
   const current = tf.findBackend('wasm');
   const registered = tf.findBackendFactory('wasm') as MarkedFactory | null;
+  // Seams (tests) always restart the backend, to exercise the start-up they replace.
+  const restart = options.seams !== undefined;
   if (current !== null) {
-    if (getThreadsCount() === threads) return 'unchanged';
+    if (getThreadsCount() === threads && !restart) return 'unchanged';
     if (current.numDataIds() > 0) {
       notice(
         `gradient-routing: the wasm backend already runs with ${getThreadsCount()} thread(s) and holds tensors, which a restart would lose; keeping it. Select the backend before creating tensors to get ${threads}.`,
       );
       return 'kept-running';
     }
-  } else if (registered?.[OURS] === threads && options.seams === undefined) {
+  } else if (registered?.[OURS] === threads && !restart) {
     return 'unchanged';
   }
   if (registered !== null && registered[OURS] === undefined) stockFactory = registered;
