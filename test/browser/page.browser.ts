@@ -175,3 +175,23 @@ describe('the demo page, loading a saved model', () => {
     await other.close();
   });
 });
+
+describe('the demo page on a plain static host (not cross-origin isolated)', () => {
+  it('trains the smoke preset on single-threaded wasm', async () => {
+    const { page: other, problems: otherProblems } = await openPage(browser);
+    await other.goto(`${inject('plainUrl')}?preset=smoke&backend=wasm&autostart=1`);
+    await other.waitForFunction(
+      () => ['done', 'error'].includes(document.body.dataset.state ?? ''),
+      null,
+      { timeout: 240_000, polling: 250 },
+    );
+    expect(await other.locator('[data-testid=error]').textContent()).toBe('');
+    expect(await other.evaluate(() => crossOriginIsolated)).toBe(false);
+    expect(await other.locator('[data-testid=backend]').textContent()).toBe('wasm');
+    expect(
+      Number.isFinite(Number(await other.locator('[data-testid=split-low]').textContent())),
+    ).toBe(true);
+    expect(otherProblems).toEqual({ consoleErrors: [], pageErrors: [], failedRequests: [] });
+    await other.close();
+  });
+});
