@@ -104,6 +104,19 @@ describe('the demo page, smoke preset', () => {
 });
 
 describe('the demo page, errors in plain words', () => {
+  it('says which MNIST file is missing and how to get it', async () => {
+    const { page: other } = await openPage(browser);
+    await other.route('**/mnist/train-labels-idx1-ubyte', (route) =>
+      route.fulfill({ status: 404, body: 'not found' }),
+    );
+    await other.goto(`${inject('baseUrl')}?preset=smoke&autostart=1`);
+    await other.waitForFunction(() => document.body.dataset.state === 'error');
+    const message = await other.locator('[data-testid=error]').textContent();
+    expect(message).toContain('mnist/train-labels-idx1-ubyte is missing');
+    expect(message).toContain('npm run demo:build');
+    await other.close();
+  });
+
   it('says so when the address asks for an unknown preset', async () => {
     const { page: other, problems: otherProblems } = await openPage(browser);
     await other.goto(`${inject('baseUrl')}?preset=huge&autostart=1`);
