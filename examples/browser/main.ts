@@ -48,9 +48,9 @@ const PRESET_HELP: Record<SplitPresetName, string> = {
   smoke:
     '2,048 training digits, one epoch, a tiny network: checks that everything runs, in seconds. Its numbers mean little.',
   quick:
-    'All 60,000 training digits, 9 epochs of batch 128, encoder [512, 128]; the split is measured by probes on the frozen encoder. A minute or two on a GPU, much longer without.',
+    'All 60,000 training digits, 9 epochs of batch 128, encoder [512, 128]; the split is measured by probes on the frozen encoder. About 15 minutes on WebAssembly with two CPU cores; fastest on a GPU.',
   paper:
-    "The paper's configuration: encoder [2048, 512], 200 epochs of batch 2048, half-decoders trained alongside. Hours; only sensible on a fast GPU.",
+    "The paper's configuration: encoder [2048, 512], 200 epochs of batch 2048, half-decoders trained alongside. Many hours on a CPU; meant for a fast GPU.",
 };
 
 const BACKEND_LABELS: Record<BrowserBackend, string> = {
