@@ -2,7 +2,8 @@
  * `npm run bench:browser`: how fast the demo page trains in headless Chromium on each backend.
  * Opens the page with `?preset=…&backend=…&autostart=1` (plus `epochs=`, `train=`) and reads the
  * training time it reports. Prints measurements, not verdicts. With `--screenshot PATH` it also
- * saves a screenshot of the last finished page (the docs' figure is made that way).
+ * saves a screenshot of the last finished page, after turning off the switches `--switch-off`
+ * names (the docs' figure is made that way).
  *
  *   npm run bench:browser -- --preset quick --epochs 1 --train 3200 --test 500 --backends webgl,wasm
  */
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     test: { type: 'string' },
     timeout: { type: 'string', default: '1800' },
     screenshot: { type: 'string' },
+    'switch-off': { type: 'string' },
   },
 });
 
@@ -64,6 +66,21 @@ try {
     }
     const trouble = [...problems.consoleErrors, ...problems.pageErrors, ...problems.failedRequests];
     if (trouble.length > 0) console.log(`  problems: ${trouble.join('; ')}`);
+    // Switches to turn off (by test id, e.g. half-high) before the screenshot, with the keyboard.
+    for (const testId of values['switch-off']?.split(',') ?? []) {
+      const before = await page.evaluate(() =>
+        (document.querySelector('[data-testid=reconstructions]') as HTMLCanvasElement).toDataURL(),
+      );
+      await page.locator(`[data-testid=${testId}]`).focus();
+      await page.keyboard.press('Space');
+      await page.waitForFunction(
+        (previous) =>
+          (
+            document.querySelector('[data-testid=reconstructions]') as HTMLCanvasElement
+          ).toDataURL() !== previous,
+        before,
+      );
+    }
     if (values.screenshot) {
       mkdirSync(path.dirname(values.screenshot), { recursive: true });
       await page.screenshot({ path: values.screenshot, fullPage: true });

@@ -5,4 +5,5 @@ export declare const ISOLATION_HEADERS: Readonly<Record<string, string>>;
 export declare function serveStatic(
   dir: string,
   port?: number,
+  options?: { isolated?: boolean },
 ): Promise<{ server: Server; url: string }>;

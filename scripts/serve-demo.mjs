@@ -28,18 +28,20 @@ export const ISOLATION_HEADERS = {
 };
 
 /**
- * Serves the files of `dir` on 127.0.0.1 (never another interface) with the isolation headers.
- * Resolves to the running server and its base URL once it listens.
+ * Serves the files of `dir` on 127.0.0.1 (never another interface), with the isolation headers
+ * unless `isolated` is false (as a plain static host would). Resolves to the running server and
+ * its base URL once it listens.
  */
-export function serveStatic(dir, port = 0) {
+export function serveStatic(dir, port = 0, { isolated = true } = {}) {
   const base = path.resolve(dir);
+  const headers = isolated ? ISOLATION_HEADERS : {};
   const server = createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://127.0.0.1');
     const relative = decodeURIComponent(url.pathname).replace(/\/$/, '/index.html');
     const file = path.join(base, relative);
     // Only files inside the served folder; `..` in the path cannot climb out.
     if (!file.startsWith(base + path.sep)) {
-      response.writeHead(403, ISOLATION_HEADERS).end('forbidden');
+      response.writeHead(403, headers).end('forbidden');
       return;
     }
     let size;
@@ -48,12 +50,12 @@ export function serveStatic(dir, port = 0) {
       if (!stats.isFile()) throw new Error('not a file');
       size = stats.size;
     } catch {
-      response.writeHead(404, { ...ISOLATION_HEADERS, 'Content-Type': 'text/plain' });
+      response.writeHead(404, { ...headers, 'Content-Type': 'text/plain' });
       response.end(`not found: ${url.pathname}`);
       return;
     }
     response.writeHead(200, {
-      ...ISOLATION_HEADERS,
+      ...headers,
       'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream',
       'Content-Length': size,
       'Cache-Control': 'no-cache',

@@ -104,6 +104,19 @@ describe('the demo page, smoke preset', () => {
 });
 
 describe('the demo page, errors in plain words', () => {
+  it('says which MNIST file is missing and how to get it', async () => {
+    const { page: other } = await openPage(browser);
+    await other.route('**/mnist/train-labels-idx1-ubyte', (route) =>
+      route.fulfill({ status: 404, body: 'not found' }),
+    );
+    await other.goto(`${inject('baseUrl')}?preset=smoke&autostart=1`);
+    await other.waitForFunction(() => document.body.dataset.state === 'error');
+    const message = await other.locator('[data-testid=error]').textContent();
+    expect(message).toContain('mnist/train-labels-idx1-ubyte is missing');
+    expect(message).toContain('npm run demo:build');
+    await other.close();
+  });
+
   it('says so when the address asks for an unknown preset', async () => {
     const { page: other, problems: otherProblems } = await openPage(browser);
     await other.goto(`${inject('baseUrl')}?preset=huge&autostart=1`);
@@ -172,6 +185,26 @@ describe('the demo page, loading a saved model', () => {
     expect(await other.locator('[data-testid=error]').textContent()).toContain(
       'model.json and weights.bin',
     );
+    await other.close();
+  });
+});
+
+describe('the demo page on a plain static host (not cross-origin isolated)', () => {
+  it('trains the smoke preset on single-threaded wasm', async () => {
+    const { page: other, problems: otherProblems } = await openPage(browser);
+    await other.goto(`${inject('plainUrl')}?preset=smoke&backend=wasm&autostart=1`);
+    await other.waitForFunction(
+      () => ['done', 'error'].includes(document.body.dataset.state ?? ''),
+      null,
+      { timeout: 240_000, polling: 250 },
+    );
+    expect(await other.locator('[data-testid=error]').textContent()).toBe('');
+    expect(await other.evaluate(() => crossOriginIsolated)).toBe(false);
+    expect(await other.locator('[data-testid=backend]').textContent()).toBe('wasm');
+    expect(
+      Number.isFinite(Number(await other.locator('[data-testid=split-low]').textContent())),
+    ).toBe(true);
+    expect(otherProblems).toEqual({ consoleErrors: [], pageErrors: [], failedRequests: [] });
     await other.close();
   });
 });

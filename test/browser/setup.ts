@@ -10,6 +10,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** Where the demo is served (cross-origin isolated), ending in `/`. */
     baseUrl: string;
+    /** The same files served without the isolation headers, as a plain static host would. */
+    plainUrl: string;
   }
 }
 
@@ -26,9 +28,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   });
   copyFileSync(path.join(here, 'checks/index.html'), path.join(dir, 'checks/index.html'));
   const { server, url } = await serveStatic(dir);
+  const plain = await serveStatic(dir, 0, { isolated: false });
   project.provide('baseUrl', url);
+  project.provide('plainUrl', plain.url);
   return async () => {
     await new Promise((resolve) => server.close(resolve));
+    await new Promise((resolve) => plain.server.close(resolve));
     rmSync(dir, { recursive: true, force: true });
   };
 }
