@@ -39,6 +39,16 @@ export {
   type ParseIdxOptions,
   parseIdx,
 } from './core/data/idx.js';
+/** @group Data */
+export {
+  BOS_ID,
+  buildWordTokenizer,
+  EOS_ID,
+  PAD_ID,
+  splitWords,
+  UNK_ID,
+  WordTokenizer,
+} from './core/data/tokenizer.js';
 /** @group Errors */
 export { GradientRoutingError, type GradientRoutingErrorCode } from './core/errors.js';
 /** @group Layers and models */
@@ -85,8 +95,31 @@ export {
   type MaskTableOptions,
   type TableRule,
 } from './core/masks/table.js';
+/** @group Masks */
+export {
+  blendTokenRows,
+  type DisposableTableRule,
+  expandRouteRows,
+  type TokenFrequencyRuleOptions,
+  type TokenRuleOptions,
+  tokenFrequencyWeight,
+  tokenFrequencyWeights,
+  tokenRule,
+} from './core/masks/tokens.js';
 /** @group Layers and models */
 export { Autoencoder, type AutoencoderConfig } from './core/models/autoencoder.js';
+/** @group Layers and models */
+export {
+  contractDensePair,
+  contractMlpWeights,
+  contractTransformerMlps,
+  EXPANDED_REGION,
+  type ExpandOptions,
+  type ExpandTransformerOptions,
+  expandDensePair,
+  expandMlpWeights,
+  expandTransformerMlps,
+} from './core/models/expand.js';
 /** @group Layers and models */
 export { loadAutoencoder, saveAutoencoder } from './core/models/io.js';
 /** @group Layers and models */
@@ -97,8 +130,21 @@ export {
   type SplitObjectiveOptions,
   splitObjective,
 } from './core/models/split-objective.js';
+/** @group Layers and models */
+export {
+  createTransformer,
+  type MlpWeights,
+  TinyTransformer,
+  type TransformerConfig,
+  tokenCrossEntropy,
+  tokenLosses,
+  transformerRoutingPoints,
+  type UnitRegion,
+} from './core/models/transformer.js';
 /** @group Training */
 export { type TorchAdamConfig, type TorchAdamOptimizer, torchAdam } from './core/optim/adam.js';
+/** @group Training */
+export { AdamW, type AdamWConfig, warmupCosine } from './core/optim/adamw.js';
 /** @group Probing */
 export type { ProbeDecoder, ProbeDecoderFactory } from './core/probing/decoder.js';
 /** @group Probing */

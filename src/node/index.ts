@@ -12,6 +12,7 @@ export type { GpuAdapterDescription } from '../core/backend/adapter.js';
 export type { BackendChoice, BackendName, SelectBackendOptions } from '../core/backend/select.js';
 export type { ImageDataset, ImageDatasetOptions, PixelRange } from '../core/data/dataset.js';
 export { installedWasmDirectory, selectNodeBackend } from './backend.js';
+export { type EraReportFiles, writeEraReport } from './era-report.js';
 export { loadFromDirectory, saveToDirectory } from './files.js';
 export {
   type LoadMnistOptions,
@@ -44,3 +45,14 @@ export {
   wasmThreadsCount,
 } from './wasm-threads.js';
 export { type NodeWebGpuAdapter, nodeWebGpuAdapter, releaseNodeWebGpu } from './webgpu.js';
+export {
+  assertLexnames,
+  installedWordNetDirectory,
+  type LabelledDocument,
+  loadLabelledCorpus,
+  loadWordNetGlosses,
+  parseLabelledCorpus,
+  parseWordNetData,
+  WORDNET_LEXNAMES,
+  type WordNetOptions,
+} from './wordnet.js';
