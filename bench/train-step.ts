@@ -13,7 +13,8 @@ import {
 } from '../src/core/backend/fast-kernels.js';
 import type { BackendName } from '../src/core/backend/select.js';
 import { selectNodeBackend } from '../src/node/backend.js';
-import { useWasmThreads, wasmThreadsCount } from '../src/node/wasm-threads.js';
+import { defaultWasmThreads, wasmThreadsCount } from '../src/node/wasm-threads.js';
+import { nodeWebGpuAdapter, releaseNodeWebGpu } from '../src/node/webgpu.js';
 import {
   buildPaperModel,
   type DenseStyle,
@@ -24,7 +25,9 @@ import {
 
 const HELP = `Usage: npm run bench -- [options]
 
-  --backends LIST     comma-separated, from tensorflow,wasm,cpu (default: all that load)
+  --backends LIST     comma-separated, from tensorflow,webgpu,wasm,cpu (default: all that load;
+                      webgpu only on a real GPU unless named here, since a software adapter
+                      takes seconds per step)
   --batches LIST      batch sizes (default: 256,2048; 256 with --quick)
   --steps N           timed steps per variant (default: 8 at batch <= 512, else 3; cpu 1)
   --warmup N          untimed steps first (default: 2 at batch <= 512, else 1; cpu 1)
@@ -32,7 +35,7 @@ const HELP = `Usage: npm run bench -- [options]
   --full              also run what is skipped by default for time: stock wasm and cpu at
                       batches > 512 (each step takes minutes)
   --quick             batch 256, 2 steps, 1 stock step, no cpu unless --backends names it
-  --threads N         multi-threaded wasm with N threads (useWasmThreads); default 1, as stock
+  --threads LIST      wasm thread counts, one row each (default: 1 and every core, e.g. 1,2)
   --dense STYLE       plain (matMul + add + relu, default) or fused (tf.fused.matMul + relu)
   --profile           after timing, where one routed step spends its time, per kernel
   --json              print one JSON object on stdout (progress goes to stderr)
@@ -43,6 +46,8 @@ type Variant = 'unrouted' | 'routed' | 'stock';
 
 interface Result {
   backend: BackendName;
+  /** wasm's thread count; null on the other backends. */
+  threads: number | null;
   batch: number;
   variant: Variant;
   msPerStep: number;
@@ -97,7 +102,7 @@ function integers(option: string, text: string | undefined): number[] | undefine
   return list;
 }
 
-const ALL_BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+const ALL_BACKENDS: readonly BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
 const requestedBackends = args.backends?.split(',').map((b) => b.trim() as BackendName);
 for (const name of requestedBackends ?? []) {
   if (!ALL_BACKENDS.includes(name)) {
@@ -113,7 +118,13 @@ const dense = args.dense as DenseStyle;
 const batches = integers('batches', args.batches) ?? (args.quick ? [256] : [256, 2048]);
 const stepsOption = integers('steps', args.steps)?.[0];
 const warmupOption = integers('warmup', args.warmup)?.[0];
-const threads = integers('threads', args.threads)?.[0];
+const defaultThreads = defaultWasmThreads();
+const threadCounts = integers('threads', args.threads) ?? [...new Set([1, defaultThreads])];
+if (threadCounts.some((n) => n < 1 || n > 8)) {
+  throw new Error(
+    `gradient-routing bench: --threads takes counts from 1 to 8, got '${args.threads}'; e.g. --threads 1,2.`,
+  );
+}
 const stockSteps = integers('stock-steps', args['stock-steps'])?.[0] ?? (args.quick ? 1 : 2);
 
 const log = (line = '') => process.stderr.write(`${line}\n`);
@@ -159,7 +170,7 @@ async function timedStep(model: PaperModel, x: tf.Tensor2D, mask: tf.Tensor2D | 
 }
 
 function summarise(
-  backend: BackendName,
+  { backend, threads }: Target,
   batch: number,
   variant: Variant,
   warmup: number,
@@ -171,6 +182,7 @@ function summarise(
     minMs: Math.min(...times.map((t) => t.ms)),
     maxMs: Math.max(...times.map((t) => t.ms)),
     backend,
+    threads,
     batch,
     variant,
     msPerStep,
@@ -227,37 +239,68 @@ async function profileStep(model: PaperModel, x: tf.Tensor2D, mask: tf.Tensor2D)
 
 const pct = (ratio: number) => `${(100 * ratio).toFixed(1)}%`;
 
-function isCpu(backend: BackendName): boolean {
-  return backend === 'cpu';
+/** One row group of the bench: a backend, and for wasm its thread count. */
+interface Target {
+  backend: BackendName;
+  threads: number | null;
 }
 
-async function benchBackend(backend: BackendName, rows: Row[]): Promise<number | null> {
+const targetName = (t: Target) => (t.threads === null ? t.backend : `${t.backend}×${t.threads}`);
+const sameTarget = (a: Target, b: Target) => a.backend === b.backend && a.threads === b.threads;
+
+/** Backends whose steps take seconds: cpu, and WebGPU on a software adapter. */
+function isSlow(backend: BackendName): boolean {
+  return backend === 'cpu' || (backend === 'webgpu' && nodeWebGpuAdapter()?.software === true);
+}
+
+async function benchTarget(target: Target, rows: Row[]): Promise<number | null> {
+  const { backend } = target;
   try {
-    await selectNodeBackend({ backend });
+    // WebGPU is measured only when it was named, or on a real GPU (auto would pick it).
+    const forced = requestedBackends?.includes(backend) === true;
+    if (backend === 'webgpu' && !forced) {
+      if ((await selectNodeBackend({ onNotice: () => {} })) !== 'webgpu') {
+        throw new Error('no real GPU (a software adapter is measured only with --backends webgpu)');
+      }
+    } else {
+      await selectNodeBackend({
+        backend,
+        ...(target.threads === null ? {} : { threads: target.threads }),
+      });
+    }
   } catch (error) {
-    skipped.push(`${backend}: not available (${(error as Error).message})`);
+    skipped.push(`${targetName(target)}: not available (${(error as Error).message})`);
     return null;
   }
   if (backend === 'wasm' && !fastKernelsInstalled()) {
     throw new Error(
-      'gradient-routing bench: selecting wasm did not install the fast kernels; check selectFrom in src/backend/select.ts.',
+      'gradient-routing bench: selecting wasm did not install the fast kernels; check selectFrom in src/core/backend/select.ts.',
     );
   }
+  if (backend === 'wasm' && wasmThreadsCount() !== target.threads) {
+    skipped.push(
+      `${targetName(target)}: wasm started with ${wasmThreadsCount()} thread(s) instead (see the notice above)`,
+    );
+    return null;
+  }
   const threadsNote = backend === 'wasm' ? `, ${wasmThreadsCount()} thread(s)` : '';
+  const slow = isSlow(backend);
   log(`[${backend}${threadsNote}] measuring the matMul ceiling…`);
   const rate = await ceiling();
   for (const batch of batches) {
-    if (isCpu(backend) && batch > 512 && !args.full) {
-      skipped.push(`${backend} batch ${batch}: about 3 min per step (use --full)`);
+    if (slow && batch > 512 && !args.full) {
+      skipped.push(`${targetName(target)} batch ${batch}: minutes per step (use --full)`);
       continue;
     }
-    const warmup = warmupOption ?? (isCpu(backend) || batch > 512 ? 1 : 2);
-    const steps = stepsOption ?? (args.quick ? 2 : isCpu(backend) ? 1 : batch > 512 ? 3 : 8);
+    const warmup = warmupOption ?? (slow || batch > 512 ? 1 : 2);
+    const steps = stepsOption ?? (args.quick ? 2 : slow ? 1 : batch > 512 ? 3 : 8);
     const model = buildPaperModel(dense);
     const x = tf.randomUniform([batch, 784], -1, 1) as tf.Tensor2D;
     const labels = Array.from({ length: batch }, () => Math.floor(Math.random() * 10));
     const mask = groupMask(labels);
-    log(`[${backend}] batch ${batch}: ${warmup} warm-up + ${steps} timed steps per variant…`);
+    log(
+      `[${targetName(target)}] batch ${batch}: ${warmup} warm-up + ${steps} timed steps per variant…`,
+    );
     for (let i = 0; i < warmup; i++) {
       await timedStep(model, x, null);
       await timedStep(model, x, mask);
@@ -269,25 +312,27 @@ async function benchBackend(backend: BackendName, rows: Row[]): Promise<number |
       unrouted.push(await timedStep(model, x, null));
       routed.push(await timedStep(model, x, mask));
     }
-    rows.push(summarise(backend, batch, 'unrouted', warmup, unrouted));
-    rows.push(summarise(backend, batch, 'routed', warmup, routed));
+    rows.push(summarise(target, batch, 'unrouted', warmup, unrouted));
+    rows.push(summarise(target, batch, 'routed', warmup, routed));
 
     if (backend === 'wasm') {
-      const slow = batch > 512 && !args.full;
-      if (stockSteps === 0 || slow) {
+      const tooLong = batch > 512 && !args.full;
+      if (stockSteps === 0 || tooLong) {
         skipped.push(
-          `wasm batch ${batch} stock: ${slow ? 'about 100 s per step (use --full)' : '--stock-steps 0'}`,
+          `${targetName(target)} batch ${batch} stock: ${tooLong ? 'about 100 s per step (use --full)' : '--stock-steps 0'}`,
         );
       } else {
         // A stock step of this size takes seconds to minutes; its warm-up is not worth the wait.
         const stockWarmup = batch > 512 ? 0 : 1;
-        log(`[wasm] batch ${batch}: stock kernels, ${stockWarmup} warm-up + ${stockSteps} steps…`);
+        log(
+          `[${targetName(target)}] batch ${batch}: stock kernels, ${stockWarmup} warm-up + ${stockSteps} steps…`,
+        );
         uninstallFastKernels();
         try {
           for (let i = 0; i < stockWarmup; i++) await timedStep(model, x, mask);
           const stock: Array<{ ms: number; cpuMs: number }> = [];
           for (let i = 0; i < stockSteps; i++) stock.push(await timedStep(model, x, mask));
-          rows.push(summarise(backend, batch, 'stock', stockWarmup, stock));
+          rows.push(summarise(target, batch, 'stock', stockWarmup, stock));
         } finally {
           installFastKernels();
         }
@@ -297,14 +342,16 @@ async function benchBackend(backend: BackendName, rows: Row[]): Promise<number |
     }
 
     if (args.profile) {
-      out(`profile: ${backend}, batch ${batch}, routed step`);
+      out(`profile: ${targetName(target)}, batch ${batch}, routed step`);
       await profileStep(model, x, mask);
     }
     model.dispose();
     tf.dispose([x, mask]);
   }
   // Measured again at the end: the higher of the two is the less disturbed.
-  return Math.max(rate, await ceiling());
+  const best = Math.max(rate, await ceiling());
+  if (backend === 'webgpu') releaseNodeWebGpu();
+  return best;
 }
 
 async function main(): Promise<void> {
@@ -316,53 +363,67 @@ async function main(): Promise<void> {
   out(
     `model 784-2048-512-32 / 32-512-2048-784 / 2 × 16-512-2048-784, ${(FLOPS_PER_EXAMPLE / 1e6).toFixed(1)} MFLOP per example per step, Adam, dense ${dense}`,
   );
-  if (threads !== undefined) useWasmThreads({ threads });
-  out(
-    `wasm threads: ${threads ?? 1}${threads === undefined ? ' (stock tfjs in Node)' : ' (useWasmThreads)'}`,
-  );
   const rows: Row[] = [];
-  const ceilings: Array<{ backend: BackendName; gflops: number }> = [];
-  const backends = requestedBackends ?? ALL_BACKENDS.filter((b) => !(args.quick && isCpu(b)));
+  const ceilings: Array<Target & { gflops: number }> = [];
+  const backends = requestedBackends ?? ALL_BACKENDS.filter((b) => !(args.quick && b === 'cpu'));
+  if (backends.includes('wasm')) {
+    out(
+      `wasm threads: ${threadCounts.join(' and ')} (default ${defaultThreads}: every logical core, at most 8)`,
+    );
+  }
   if (args.quick && requestedBackends === undefined) skipped.push('cpu: skipped by --quick');
-  for (const backend of backends) {
-    const rate = await benchBackend(backend, rows);
-    if (rate !== null) ceilings.push({ backend, gflops: rate });
+  const targets: Target[] = backends.flatMap((backend): Target[] =>
+    backend === 'wasm'
+      ? threadCounts.map((threads) => ({ backend, threads }))
+      : [{ backend, threads: null }],
+  );
+  for (const target of targets) {
+    const rate = await benchTarget(target, rows);
+    if (rate !== null) ceilings.push({ ...target, gflops: rate });
   }
   const loadAfter = os.loadavg()[0]!;
 
   out();
   out(
-    'backend     batch  variant   warm+steps   ms/step      (min–max)   cpu ms/step   examples/s   GFLOP/s   of ceiling',
+    'backend    threads  batch  variant   warm+steps   ms/step      (min–max)   cpu ms/step   examples/s   GFLOP/s   of ceiling',
   );
+  const ceilingOf = (t: Target) => ceilings.find((c) => sameTarget(c, t))?.gflops ?? Number.NaN;
   for (const r of rows) {
-    const ceil = ceilings.find((c) => c.backend === r.backend)?.gflops ?? Number.NaN;
     out(
-      `${r.backend.padEnd(10)} ${String(r.batch).padStart(6)}  ${r.variant.padEnd(9)} ${`${r.warmup}+${r.steps}`.padStart(10)} ${r.msPerStep.toFixed(0).padStart(9)} ${`(${r.minMs.toFixed(0)}–${r.maxMs.toFixed(0)})`.padStart(15)} ${r.cpuMsPerStep.toFixed(0).padStart(13)} ${((1000 * r.batch) / r.msPerStep).toFixed(0).padStart(12)} ${r.gflops.toFixed(2).padStart(9)} ${pct(r.gflops / ceil).padStart(12)}`,
+      `${r.backend.padEnd(10)} ${String(r.threads ?? '–').padStart(7)} ${String(r.batch).padStart(6)}  ${r.variant.padEnd(9)} ${`${r.warmup}+${r.steps}`.padStart(10)} ${r.msPerStep.toFixed(0).padStart(9)} ${`(${r.minMs.toFixed(0)}–${r.maxMs.toFixed(0)})`.padStart(15)} ${r.cpuMsPerStep.toFixed(0).padStart(13)} ${((1000 * r.batch) / r.msPerStep).toFixed(0).padStart(12)} ${r.gflops.toFixed(2).padStart(9)} ${pct(r.gflops / ceilingOf(r)).padStart(12)}`,
     );
   }
   out();
   for (const c of ceilings) {
-    const on = c.backend === 'wasm' ? `, ${threads ?? 1} thread(s)` : '';
     out(
-      `ceiling ${c.backend}: plain matMul 256×784×2048, ${c.gflops.toFixed(2)} GFLOP/s (best of the runs before and after the steps${on})`,
+      `ceiling ${targetName(c)}: plain matMul 256×784×2048, ${c.gflops.toFixed(2)} GFLOP/s (best of the runs before and after the steps)`,
     );
   }
   out();
-  for (const backend of new Set(rows.map((r) => r.backend))) {
+  const measured = ceilings.filter((c) => rows.some((r) => sameTarget(r, c)));
+  const find = (t: Target, batch: number, variant: Variant) =>
+    rows.find((r) => sameTarget(r, t) && r.batch === batch && r.variant === variant);
+  for (const target of measured) {
     for (const batch of batches) {
-      const find = (variant: Variant) =>
-        rows.find((r) => r.backend === backend && r.batch === batch && r.variant === variant);
-      const [unrouted, routed, stock] = [find('unrouted'), find('routed'), find('stock')];
+      const [unrouted, routed, stock] = (['unrouted', 'routed', 'stock'] as const).map((v) =>
+        find(target, batch, v),
+      );
       if (unrouted === undefined || routed === undefined) continue;
-      const ceil = ceilings.find((c) => c.backend === backend)?.gflops ?? Number.NaN;
+      const oneThread =
+        target.backend === 'wasm' && target.threads !== 1
+          ? find({ backend: 'wasm', threads: 1 }, batch, 'routed')
+          : undefined;
       const parts = [
         `routed/unrouted ${routed.msPerStep > unrouted.msPerStep ? '+' : ''}${pct(routed.msPerStep / unrouted.msPerStep - 1)}`,
         stock === undefined
           ? null
           : `library vs stock ${(stock.msPerStep / routed.msPerStep).toFixed(1)}× faster`,
-        `routed step/ceiling ${pct(routed.gflops / ceil)}`,
+        oneThread === undefined
+          ? null
+          : `${target.threads} threads vs 1: ${(oneThread.msPerStep / routed.msPerStep).toFixed(2)}× faster (routed)`,
+        `routed step/ceiling ${pct(routed.gflops / ceilingOf(target))}`,
       ].filter((p) => p !== null);
-      out(`${backend} batch ${batch}: ${parts.join(', ')}`);
+      out(`${targetName(target)} batch ${batch}: ${parts.join(', ')}`);
     }
   }
   out();
@@ -373,8 +434,9 @@ async function main(): Promise<void> {
 
   if (args.json) {
     const json = {
-      results: rows.map(({ backend, batch, variant, msPerStep, gflops: g }) => ({
+      results: rows.map(({ backend, threads, batch, variant, msPerStep, gflops: g }) => ({
         backend,
+        threads,
         batch,
         variant,
         msPerStep,

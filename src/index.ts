@@ -182,8 +182,11 @@ export {
 export {
   gateForward,
   type MaskInput,
+  type MaskRange,
   type NestedNumbers,
+  type RouteOptions,
   routeGradients,
+  setMaskValidation,
   stopGradient,
 } from './core/routing/route.js';
 /** @group Training */

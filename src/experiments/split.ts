@@ -165,8 +165,8 @@ export async function runSplitExperiment(
   // Every label is checked once, before any training: a label in no group would silently stop
   // its examples from training the encoder.
   try {
-    await objective.rule.checkLabels(train.labels);
-    await objective.rule.checkLabels(test.labels);
+    await checkSplitLabels(objective.rule, train.labels, 'training');
+    await checkSplitLabels(objective.rule, test.labels, 'test');
   } catch (error) {
     objective.dispose();
     throw error;
@@ -240,6 +240,26 @@ export async function runSplitExperiment(
     optimizer.dispose();
     objective.dispose();
     tf.dispose([trainX, trainY, testX, testY]);
+  }
+}
+
+/** Checks one split's labels, naming the split in the error. */
+async function checkSplitLabels(
+  rule: { checkLabels(labels: ArrayLike<number>): Promise<void> },
+  labels: Int32Array,
+  split: string,
+): Promise<void> {
+  try {
+    await rule.checkLabels(labels);
+  } catch (error) {
+    if (!(error instanceof GradientRoutingError)) throw error;
+    throw new GradientRoutingError(
+      `in the ${split} set, ${error.message.replace('gradient-routing: ', '')} ` +
+        'Every label must be in one group of the partition.',
+      error.code,
+      error.value,
+      { cause: error },
+    );
   }
 }
 

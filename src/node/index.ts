@@ -8,6 +8,7 @@
 // tfjs-layers models without the main entry being imported first.
 import '../core/layers/route-gradients.js';
 
+export type { GpuAdapterDescription } from '../core/backend/adapter.js';
 export type { BackendChoice, BackendName, SelectBackendOptions } from '../core/backend/select.js';
 export type { ImageDataset, ImageDatasetOptions, PixelRange } from '../core/data/dataset.js';
 export { installedWasmDirectory, selectNodeBackend } from './backend.js';
@@ -31,8 +32,11 @@ export {
   writePng,
 } from './render.js';
 export {
+  prepareOutputDirectory,
+  prepareSplitReport,
   type SplitReportFiles,
   type SplitReportOptions,
+  type SplitReportResult,
   writeSplitReport,
 } from './split-report.js';
 export {
@@ -40,6 +44,7 @@ export {
   type WasmThreadsOptions,
   wasmThreadsCount,
 } from './wasm-threads.js';
+export { type NodeWebGpuAdapter, nodeWebGpuAdapter, releaseNodeWebGpu } from './webgpu.js';
 export {
   assertLexnames,
   installedWordNetDirectory,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
+import { describeAdapter, type GpuAdapterDescription, isSoftwareAdapter } from './adapter.js';
 import { installFastKernelsFor } from './fast-kernels.js';
 
 /** A backend this library knows how to load; `'auto'` picks the fastest that loads. */
@@ -9,18 +10,34 @@ export type BackendChoice = BackendName | 'auto';
 
 /** Options of {@link selectBackend}. */
 export interface SelectBackendOptions {
-  /** Force one backend; `'auto'` (the default) tries the fastest available first. */
+  /**
+   * Force one backend; `'auto'` (the default) tries the fastest available first. WebGPU is
+   * picked automatically only on a real GPU; forcing `'webgpu'` also accepts a software adapter.
+   */
   backend?: BackendChoice;
   /**
    * Where tfjs-backend-wasm's `.wasm` files are served from (a URL prefix ending in `/`).
    * In Node the installed package's own files are used; in a browser your bundler or CDN decides.
    */
   wasmPaths?: string;
+  /**
+   * Threads of the wasm backend, 1 to 8; `1` turns threads off. Default: every logical core (at
+   * most 8). In a browser, threads need a cross-origin isolated page (`crossOriginIsolated`);
+   * elsewhere wasm runs on one thread. If threads cannot start, wasm runs on one thread after a
+   * notice.
+   */
+  threads?: number;
+  /**
+   * Receives one-line notices: wasm threads that could not start, WebGPU on a software adapter.
+   * Default: `console.warn`.
+   */
+  onNotice?: (message: string) => void;
 }
 
 /**
  * How to make one backend available. `load` registers it with tfjs and resolves to true, or
- * resolves to false when the package that provides it is not installed.
+ * resolves to false when the package that provides it is not installed. It throws (with the
+ * reason) when the package is there but the backend should not or cannot be used.
  */
 export interface BackendLoader {
   readonly name: BackendName;
@@ -28,6 +45,11 @@ export interface BackendLoader {
   readonly installHint: string;
   /** Makes the backend available to tfjs; false when its package is not installed. */
   load(options: SelectBackendOptions): Promise<boolean>;
+}
+
+/** The notice callback of `options`, `console.warn` unless given. */
+export function noticeOf(options: SelectBackendOptions): (message: string) => void {
+  return options.onNotice ?? ((message: string) => console.warn(message));
 }
 
 /** Runs a package import, mapping "not installed" to false; literal specifiers keep bundlers able to follow it. */
@@ -46,17 +68,121 @@ function isModuleNotFound(error: unknown): boolean {
   return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
 }
 
-/** Loaders usable anywhere, browser included. */
+/**
+ * Imports a package this library does not depend on (the GPU backends), or reports that it is
+ * missing. The name is passed as a variable on purpose: a literal would make bundlers fail the
+ * build of every app that has not installed it. In a bundled app, import the backend yourself
+ * (`import '@tensorflow/tfjs-backend-webgpu'`) so that your bundler includes it; it registers
+ * itself and this import is not needed.
+ */
+async function importOptional(specifier: string): Promise<boolean> {
+  try {
+    await import(/* @vite-ignore */ /* webpackIgnore: true */ specifier);
+    return true;
+  } catch (error) {
+    // Browsers report an unresolvable bare specifier as a TypeError naming it.
+    if (isModuleNotFound(error)) return false;
+    if (error instanceof TypeError && error.message.includes(specifier)) return false;
+    throw error;
+  }
+}
+
+/** The part of the WebGPU `navigator.gpu` object used to look at the adapter. */
+interface GpuProbe {
+  requestAdapter(options?: {
+    powerPreference?: 'high-performance';
+  }): Promise<{ info?: GpuAdapterDescription } | null>;
+}
+
+/**
+ * Makes tfjs-backend-webgpu available in a browser-like environment, where `navigator.gpu`
+ * exists. Automatic selection takes only a real GPU; a software or fallback adapter (SwiftShader,
+ * llvmpipe) is slower than wasm here and is used only when WebGPU is asked for by name.
+ */
+async function loadBrowserWebGpu(options: SelectBackendOptions): Promise<boolean> {
+  if (tf.findBackendFactory('webgpu') === null) {
+    if (!(await importOptional('@tensorflow/tfjs-backend-webgpu'))) return false;
+  }
+  const gpu = (globalThis as { navigator?: { gpu?: GpuProbe } }).navigator?.gpu;
+  if (tf.findBackendFactory('webgpu') === null || gpu === undefined) {
+    throw new GradientRoutingError('this environment has no WebGPU (navigator.gpu)', 'backend');
+  }
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (adapter === null) throw new GradientRoutingError('WebGPU found no adapter', 'backend');
+  const info = adapter.info ?? {};
+  if (isSoftwareAdapter(info)) {
+    if (options.backend !== 'webgpu') {
+      throw new GradientRoutingError(
+        `WebGPU's only adapter is a software one (${describeAdapter(info)}); force it with { backend: 'webgpu' }`,
+        'backend',
+      );
+    }
+    noticeOf(options)(
+      `gradient-routing: WebGPU runs on a software adapter (${describeAdapter(info)}): results are right but slower than the wasm backend.`,
+    );
+  }
+  return true;
+}
+
+/** tfjs-backend-wasm pre-creates this many pthread workers; its thread pool can use no more. */
+export const MAX_WASM_THREADS = 8;
+
+/**
+ * Sets the wasm backend's threads before it starts in a browser. tfjs itself runs its threaded
+ * build only where SharedArrayBuffer can be shared with workers (a cross-origin isolated page),
+ * and by default gives XNNPACK half the cores; this asks for all of them, or for `threads`.
+ */
+async function configureBrowserWasm(
+  wasm: typeof import('@tensorflow/tfjs-backend-wasm'),
+  options: SelectBackendOptions,
+): Promise<void> {
+  if (options.wasmPaths !== undefined) wasm.setWasmPaths(options.wasmPaths);
+  if (tf.findBackend('wasm') !== null) return; // already running; its threads are fixed
+  const threads = options.threads;
+  if (threads === 1) {
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    return;
+  }
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
+    ?.hardwareConcurrency;
+  wasm.setThreadsCount(Math.min(MAX_WASM_THREADS, threads ?? Math.max(1, cores ?? 1)));
+  if (threads !== undefined && !(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'))) {
+    noticeOf(options)(
+      'gradient-routing: multi-threaded wasm needs a cross-origin isolated page (Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy: require-corp); using 1 thread.',
+    );
+  }
+}
+
+/** Checks the `threads` option: an integer from 1 to 8 (or absent). */
+export function assertThreadsOption(threads: number | undefined): void {
+  if (threads === undefined) return;
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_WASM_THREADS) {
+    throw new GradientRoutingError(
+      `threads must be an integer from 1 to ${MAX_WASM_THREADS} (tfjs-backend-wasm's thread pool limit), got ${String(threads)}; pass 1 to turn threads off.`,
+      'invalid-argument',
+      threads,
+    );
+  }
+}
+
+/** Loaders usable anywhere, browser included, in the order automatic selection tries them. */
 export const portableLoaders: readonly BackendLoader[] = [
   {
     name: 'webgpu',
-    installHint: 'install @tensorflow/tfjs-backend-webgpu and import it before selectBackend()',
-    load: async () => tf.findBackendFactory('webgpu') !== null,
+    installHint:
+      "npm install @tensorflow/tfjs-backend-webgpu, and in a bundled app import '@tensorflow/tfjs-backend-webgpu' once",
+    load: loadBrowserWebGpu,
   },
   {
     name: 'webgl',
-    installHint: 'install @tensorflow/tfjs-backend-webgl and import it before selectBackend()',
-    load: async () => tf.findBackendFactory('webgl') !== null,
+    installHint:
+      "npm install @tensorflow/tfjs-backend-webgl, and in a bundled app import '@tensorflow/tfjs-backend-webgl' once",
+    load: async () => {
+      if (tf.findBackendFactory('webgl') === null) {
+        await importOptional('@tensorflow/tfjs-backend-webgl');
+      }
+      return tf.findBackendFactory('webgl') !== null;
+    },
   },
   {
     name: 'wasm',
@@ -64,8 +190,7 @@ export const portableLoaders: readonly BackendLoader[] = [
       'npm install @tensorflow/tfjs-backend-wasm (it ships its .wasm files; no download)',
     load: (options) =>
       loaded(async () => {
-        const wasm = await import('@tensorflow/tfjs-backend-wasm');
-        if (options.wasmPaths !== undefined) wasm.setWasmPaths(options.wasmPaths);
+        await configureBrowserWasm(await import('@tensorflow/tfjs-backend-wasm'), options);
       }),
   },
   {
@@ -75,6 +200,12 @@ export const portableLoaders: readonly BackendLoader[] = [
   },
 ];
 
+/** An error's message without the library prefix, to embed in another message. */
+function reasonOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/^gradient-routing: /, '');
+}
+
 /**
  * Activates a backend from `loaders`, in order, and returns its name. Shared by the browser
  * and Node entry points, which differ only in the loaders they offer.
@@ -83,6 +214,7 @@ export async function selectFrom(
   loaders: readonly BackendLoader[],
   options: SelectBackendOptions = {},
 ): Promise<BackendName> {
+  assertThreadsOption(options.threads);
   const choice = options.backend ?? 'auto';
   const candidates = choice === 'auto' ? loaders : loaders.filter((l) => l.name === choice);
   if (candidates.length === 0) {
@@ -90,6 +222,8 @@ export async function selectFrom(
       `gradient-routing: unknown backend '${choice}'. Choose one of: auto, ${loaders
         .map((l) => l.name)
         .join(', ')}.`,
+      'invalid-argument',
+      choice,
     );
   }
   const failures: string[] = [];
@@ -108,27 +242,38 @@ export async function selectFrom(
         reason = `it is not installed (${loader.installHint})`;
       }
     } catch (error) {
-      reason = `loading it failed: ${(error as Error).message}`;
+      reason = `loading it failed: ${reasonOf(error)}`;
     }
     if (choice !== 'auto') {
       throw new GradientRoutingError(
         `gradient-routing: backend '${loader.name}' was requested but ${reason}.`,
+        'backend',
+        loader.name,
       );
     }
     failures.push(`${loader.name}: ${reason}`);
   }
   throw new GradientRoutingError(
     `gradient-routing: no backend could be loaded.\n  ${failures.join('\n  ')}`,
+    'backend',
   );
 }
 
 /**
- * Picks and activates a TensorFlow.js backend: the fastest that loads of webgpu and webgl
- * (when you have imported them), wasm, then cpu. Returns the backend's name.
- * In Node, import `selectBackend` from `gradient-routing/node` instead: it also tries
- * tfjs-node and finds the wasm files of the installed package.
+ * Picks and activates a TensorFlow.js backend in a browser: WebGPU on a real GPU, then WebGL,
+ * then wasm (multi-threaded on a cross-origin isolated page, with the fast training kernels),
+ * then cpu. Returns the backend's name. The GPU backends are optional packages: install them,
+ * and in a bundled app import them once so that the bundler includes them.
+ * In Node, use `selectNodeBackend` from `gradient-routing/node` instead: it also reaches WebGPU
+ * through the `webgpu` package, runs wasm on every core and finds the installed wasm files.
  *
- * @throws When a forced backend cannot load, with what to install.
+ * @throws {@link GradientRoutingError} when a forced backend cannot load, with what to install.
+ *
+ * @example
+ * ```ts
+ * import '@tensorflow/tfjs-backend-webgpu'; // optional: lets selectBackend() use the GPU
+ * const backend = await selectBackend(); // 'webgpu' | 'webgl' | 'wasm' | 'cpu'
+ * ```
  */
 export function selectBackend(options: SelectBackendOptions = {}): Promise<BackendName> {
   return selectFrom(portableLoaders, options);

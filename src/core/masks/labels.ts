@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
 import { type Region, regionMaskValues } from './regions.js';
 import { validateMaskValues } from './soft.js';
@@ -96,6 +95,12 @@ export function compileLabelRoutes(
       routeOf.set(label, index);
     }
   });
+  if (routeOf.size === 0 && options.numClasses === undefined) {
+    throw new GradientRoutingError(
+      'gradient-routing: every route has an empty label list; give each route the labels whose ' +
+        'examples it routes, e.g. { labels: [0, 1], region: [0, 16] }.',
+    );
+  }
   const numClasses = options.numClasses ?? Math.max(-1, ...routeOf.keys()) + 1;
   assertCount(numClasses, 'numClasses');
   const rowOfLabel = new Int32Array(numClasses).fill(-1);
@@ -158,27 +163,44 @@ export function validateRouteTableSpec(
   return size;
 }
 
+/** Where flat label `index` sits: `example 3` for `[B]` labels, `example 3, token 5` for `[B, T]`. */
+function labelPosition(index: number, shape: readonly number[] | undefined): string {
+  if (shape === undefined || shape.length < 2) return `example ${index}`;
+  const perExample = shape.slice(1).reduce((a, b) => a * b, 1);
+  return `example ${Math.floor(index / perExample)}, token ${index % perExample}`;
+}
+
 /**
  * Maps host labels to table rows, validating each one. Pure: no tensors are created.
- * @throws On a non-integer label, one outside `[0, numClasses)`, or (policy `'error'`) one in no
- *   route; the message names the label and the example.
+ * @param shape - The labels' shape, when they came from a tensor (names tokens in messages).
+ * @throws {@link GradientRoutingError} (`invalid-label`, the label as `value`) on a non-integer
+ *   label, one outside `[0, numClasses)`, or (policy `'error'`) one in no route; the message names
+ *   the example, the label and the fix.
  */
-export function labelRows(spec: RouteTableSpec, labels: ArrayLike<number>): Int32Array {
+export function labelRows(
+  spec: RouteTableSpec,
+  labels: ArrayLike<number>,
+  shape?: readonly number[],
+): Int32Array {
   const numClasses = spec.rowOfLabel.length;
   return Int32Array.from({ length: labels.length }, (_, example) => {
     const label = labels[example]!;
     if (!Number.isInteger(label) || label < 0 || label >= numClasses) {
       throw new GradientRoutingError(
-        `gradient-routing: example ${example} has label ${label}, but labels must be integers in ` +
+        `gradient-routing: ${labelPosition(example, shape)} has label ${label}, but labels must be integers in ` +
           `[0, ${numClasses}); fix the label or pass a larger numClasses.`,
+        'invalid-label',
+        label,
       );
     }
     const row = spec.rowOfLabel[label]!;
     if (row >= 0) return row;
     if (spec.unrouted === 'error') {
       throw new GradientRoutingError(
-        `gradient-routing: label ${label} (example ${example}) is in no route; add it to a ` +
+        `gradient-routing: label ${label} (${labelPosition(example, shape)}) is in no route; add it to a ` +
           "route's labels, or pass unrouted: 'full' or 'none' to say what its examples may update.",
+        'invalid-label',
+        label,
       );
     }
     return spec.unroutedRow;

@@ -69,6 +69,7 @@ export function oversightRule(
   const description = `oversight of ${overseen.length} examples over ${rule.description}`;
   return {
     description,
+    ...(rule.range === undefined ? {} : { range: rule.range }),
     masks(batch, activation) {
       if (batch.indices === undefined) {
         throw new GradientRoutingError(

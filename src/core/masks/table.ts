@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
 import type { RoutingBatch, RoutingRule } from '../routing/points.js';
+import { maskValidationEnabled } from '../routing/route.js';
 import {
   compileLabelRoutes,
   type LabelRoute,
@@ -39,6 +40,8 @@ export class MaskTable {
   readonly size: number;
   /** The host copy of the rows, for inspection and host-side masks. */
   readonly values: readonly Float32Array[];
+  /** The range every value lies in (checked at construction). */
+  readonly range: readonly [min: number, max: number];
   private disposed = false;
 
   /**
@@ -48,6 +51,12 @@ export class MaskTable {
    */
   constructor(rows: readonly ArrayLike<number>[], options: MaskTableOptions = {}) {
     const range = options.range ?? [0, 1];
+    if (!(range[0] <= range[1])) {
+      throw new GradientRoutingError(
+        `a mask table's range must be [min, max] with min <= max, got [${range.join(', ')}].`,
+      );
+    }
+    this.range = [range[0], range[1]];
     const size = rows[0]?.length ?? 0;
     if (rows.length === 0 || size === 0) {
       throw new GradientRoutingError(
@@ -111,6 +120,15 @@ export interface TableRule extends RoutingRule {
   dispose(): void;
 }
 
+function assertLiveLabels(labels: tf.Tensor): void {
+  if (labels.isDisposed) {
+    throw new GradientRoutingError(
+      'the labels tensor was disposed before use; keep it alive until the masks are built.',
+      'disposed',
+    );
+  }
+}
+
 function labelsOf(batch: RoutingBatch, description: string): tf.Tensor {
   if (batch.labels === undefined) {
     throw new GradientRoutingError(
@@ -127,6 +145,7 @@ function labelsOf(batch: RoutingBatch, description: string): tf.Tensor {
 export class LabelRule implements TableRule {
   readonly description: string;
   readonly table: MaskTable;
+  readonly range: readonly [min: number, max: number];
   /** The compiled routes: the rows and each label's row. */
   readonly spec: RouteTableSpec;
   /** Labels are integers in `[0, numClasses)`. */
@@ -144,18 +163,22 @@ export class LabelRule implements TableRule {
     this.numClasses = spec.rowOfLabel.length;
     this.description = `label rule over ${this.numClasses} classes`;
     this.table = new MaskTable(spec.rows, options);
+    this.range = this.table.range;
     const routedRows = Array.from(spec.rowOfLabel, (row) => (row < 0 ? spec.unroutedRow : row));
     const lookup = Int32Array.from([spec.unroutedRow, ...routedRows, spec.unroutedRow]);
     this.lookup = tf.keep(tf.tensor1d(lookup, 'int32'));
   }
 
   /**
-   * The row of each label, on device. Labels in no route, and (not validated here) labels out of
-   * range, take the unrouted row; validate labels once where they enter with
-   * {@link LabelRule.checkLabels}.
+   * The row of each label, on device. Labels in no route, and labels out of range, take the
+   * unrouted row without a host sync; validate labels once where they enter with
+   * {@link LabelRule.checkLabels}. With mask validation on (`setMaskValidation(true)`) every
+   * batch's labels are checked here too, the unrouted policy included.
    */
   rowsOf(batch: RoutingBatch): tf.Tensor {
-    return this.deviceRows(labelsOf(batch, this.description));
+    const labels = labelsOf(batch, this.description);
+    if (maskValidationEnabled()) this.checkLabelsSync(labels);
+    return this.deviceRows(labels);
   }
 
   /** The masks of a batch: `[B, size]` for `[B]` labels, `[B, T, size]` for `[B, T]`. */
@@ -164,8 +187,10 @@ export class LabelRule implements TableRule {
   }
 
   /**
-   * The masks of these labels. Host labels are validated (integers, in range, routed unless the
-   * policy allows it); a tensor is not (see {@link LabelRule.checkLabels}).
+   * The masks of these labels, validated like host labels are: integers in `[0, numClasses)`, in
+   * a route unless the unrouted policy allows it. A tensor is read back for that (a sync); in a
+   * hot loop pass `{ validate: false }` (or use {@link LabelRule.masks}) after checking the labels
+   * once with {@link LabelRule.checkLabels}.
    *
    * @example
    * ```ts
@@ -173,9 +198,12 @@ export class LabelRule implements TableRule {
    * const masks = rule.masksFor([3, 7]); // [2, 32]
    * ```
    */
-  masksFor(labels: tf.Tensor | ArrayLike<number>): tf.Tensor {
-    if (labels instanceof tf.Tensor) return this.masks({ labels });
+  masksFor(labels: tf.Tensor | ArrayLike<number>, options: { validate?: boolean } = {}): tf.Tensor {
     this.table.assertLive();
+    if (labels instanceof tf.Tensor) {
+      if (options.validate !== false && !maskValidationEnabled()) this.checkLabelsSync(labels);
+      return this.masks({ labels });
+    }
     const rows = labelRows(this.spec, labels);
     return tf.tidy(() => this.table.gather(tf.tensor1d(rows, 'int32')));
   }
@@ -187,8 +215,17 @@ export class LabelRule implements TableRule {
    * @throws {@link GradientRoutingError} (`invalid-label`) naming the example, the label and the fix.
    */
   async checkLabels(labels: tf.Tensor | ArrayLike<number>): Promise<void> {
-    const values = labels instanceof tf.Tensor ? await labels.data() : labels;
-    labelRows(this.spec, values as ArrayLike<number>);
+    if (labels instanceof tf.Tensor) {
+      assertLiveLabels(labels);
+      labelRows(this.spec, (await labels.data()) as ArrayLike<number>, labels.shape);
+    } else {
+      labelRows(this.spec, labels);
+    }
+  }
+
+  private checkLabelsSync(labels: tf.Tensor): void {
+    assertLiveLabels(labels);
+    labelRows(this.spec, labels.dataSync() as ArrayLike<number>, labels.shape);
   }
 
   private deviceRows(labels: tf.Tensor): tf.Tensor {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
-import { routeGradients } from './route.js';
+import { type MaskRange, routeGradients } from './route.js';
 
 /**
  * What a rule may read to decide the masks of a batch. Every field is optional: each rule says
@@ -23,6 +23,11 @@ export interface RoutingBatch {
 export interface RoutingRule {
   /** A short description, used in error messages. */
   readonly description: string;
+  /**
+   * The range the rule's mask values lie in, checked when mask validation is on. Default
+   * `[0, 1]`; table rules report their table's range.
+   */
+  readonly range?: MaskRange;
   /**
    * The masks of `batch`, a tensor that broadcasts to `activation`'s shape. Called inside a
    * `tf.tidy`, so the rule need not dispose what it creates.
@@ -133,7 +138,7 @@ export class ForwardContext {
     }
     this.rules = resolvePatterns(points, options.plan ?? {}, 'plan');
     this.edits = resolvePatterns(points, options.edit ?? {}, 'edits');
-    const capture = Object.fromEntries((options.capture ?? []).map((p) => [p, true]));
+    const capture = Object.fromEntries((options.capture ?? []).map((p) => [p, p]));
     this.capturing = new Set(resolvePatterns(points, capture, 'capture list').keys());
     this.batch = options.batch ?? {};
   }
@@ -155,7 +160,11 @@ export class ForwardContext {
     if (rule === undefined) return value;
     return tf.tidy(() => {
       try {
-        return routeGradients(value, rule.masks(this.batch, value));
+        return routeGradients(
+          value,
+          rule.masks(this.batch, value),
+          rule.range === undefined ? {} : { range: rule.range },
+        );
       } catch (error) {
         if (!(error instanceof GradientRoutingError)) throw error;
         throw new GradientRoutingError(

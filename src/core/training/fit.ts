@@ -57,6 +57,12 @@ export interface FitOptions {
   divergenceFactor?: number;
   /** Called after every step. */
   onProgress?: (progress: FitProgress) => void;
+  /**
+   * Checks the training labels once, before the first step; e.g. a label rule's
+   * `rule.checkLabels`, so that a label in no route stops training with an error naming the
+   * example instead of silently training nothing.
+   */
+  checkLabels?: (labels: tf.Tensor) => Promise<void> | void;
 }
 
 /** What {@link fit} returns. */
@@ -111,6 +117,7 @@ export async function fit(
         '(or one row of token labels) per example, and at least one example.',
     );
   }
+  await options.checkLabels?.(data.labels);
   const random = seededRandom(seed);
   const remainder = count % batchSize;
   const stepsPerEpoch =
