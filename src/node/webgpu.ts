@@ -78,7 +78,7 @@ const DEVICE_LIMITS = [
   'maxStorageTexturesPerShaderStage',
 ] as const;
 
-/** The WebGPU adapter in use, as {@link prepareNodeWebGpu} found it. */
+/** The WebGPU adapter that `selectNodeBackend()` found and registered for tfjs. */
 export interface NodeWebGpuAdapter {
   /** Its `GPUAdapterInfo` fields. */
   readonly info: GpuAdapterDescription;
@@ -250,7 +250,7 @@ export interface PrepareWebGpuOptions {
  * `tf.setBackend('webgpu')`; `selectNodeBackend()` does all of this for you.
  *
  * @returns The adapter in use.
- * @throws {@link GradientRoutingError} (code `'backend'`) naming why WebGPU cannot be used.
+ * @throws `GradientRoutingError` (code `'backend'`) naming why WebGPU cannot be used.
  */
 export async function prepareNodeWebGpu(options: PrepareWebGpuOptions): Promise<NodeWebGpuAdapter> {
   if (active !== null && tf.findBackendFactory('webgpu') !== null) {
