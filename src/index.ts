@@ -1,29 +1,29 @@
 /**
  * gradient-routing: gradient routing (Cloud et al., 2024) for TensorFlow.js.
  *
- * This entry point runs anywhere TensorFlow.js runs, browser included. Node-only helpers
- * (backend selection with tfjs-node, file I/O, datasets, PNG reports) live in
+ * The vocabulary: a **routing point** is a named place in a model where gradients can be routed
+ * (`latent`, `blocks.0.mlp.hidden`); a **rule** maps a batch to masks, usually rows of a **mask
+ * table**; a **plan** maps points to rules. `routeGradients` is the op underneath.
+ *
+ * This entry point runs anywhere TensorFlow.js runs, browser included. Experiment runners and
+ * reports are in `gradient-routing/experiments`; files, datasets and Node backends in
  * `gradient-routing/node`.
  *
  * @packageDocumentation
  */
-// tfjs-layers registers every op's gradient with tfjs-core, which the routed models need.
+// tfjs-layers registers every op's gradient with tfjs-core, which training needs.
 import '@tensorflow/tfjs-layers';
 
-export {
-  fastKernelsInstalled,
-  installFastKernels,
-  uninstallFastKernels,
-} from './core/backend/fast-kernels.js';
-// Backend selection
+/** @group Backends */
+export { installFastKernels } from './core/backend/fast-kernels.js';
+/** @group Backends */
 export {
   type BackendChoice,
-  type BackendLoader,
   type BackendName,
   type SelectBackendOptions,
   selectBackend,
 } from './core/backend/select.js';
-// Data
+/** @group Data */
 export {
   type ImageDataset,
   type ImageDatasetOptions,
@@ -31,117 +31,171 @@ export {
   type PixelRange,
   toTensors,
 } from './core/data/dataset.js';
+/** @group Data */
 export {
-  encodeIdx,
   type IdxArrays,
   type IdxData,
-  type IdxInput,
   type IdxType,
   type ParseIdxOptions,
   parseIdx,
 } from './core/data/idx.js';
-// Layers and models
+/** @group Data */
+export {
+  BOS_ID,
+  buildWordTokenizer,
+  EOS_ID,
+  PAD_ID,
+  splitWords,
+  UNK_ID,
+  WordTokenizer,
+} from './core/data/tokenizer.js';
+/** @group Errors */
+export { GradientRoutingError, type GradientRoutingErrorCode } from './core/errors.js';
+/** @group Layers and models */
 export { type DenseStackOptions, denseStack } from './core/layers/dense-stack.js';
-export { RouteGradients, type RouteGradientsArgs } from './core/layers/route-gradients.js';
-// Losses and optimisers
+/** @group Layers and models */
+export {
+  RouteGradients,
+  type RouteGradientsArgs,
+  routeGradientsLayer,
+} from './core/layers/route-gradients.js';
+/** @group Losses */
 export {
   type CorrelationPenaltyOptions,
   correlationPenalty,
   latentL1,
 } from './core/losses/latent.js';
+/** @group Losses */
 export {
-  absWithTorchGrad,
   type GroupedMaeOptions,
   groupedMeanAbsoluteError,
-  groupMeanAbsoluteErrors,
   meanAbsoluteError,
-  perExampleMeanAbsoluteError,
 } from './core/losses/mae.js';
-// Mask builders
+/** @group Routing */
+export { ablate } from './core/masks/ablate.js';
+/** @group Masks */
 export {
   classBlockRoutes,
-  compileLabelRoutes,
   type LabelRoute,
   type LabelRouteOptions,
-  labelMask,
-  labelMaskValues,
-  labelRows,
   type RouteTableSpec,
   type UnroutedPolicy,
-  validateRouteTableSpec,
 } from './core/masks/labels.js';
-export { applyOversight, applyOversightValues, sampleOversight } from './core/masks/partial.js';
+/** @group Masks */
+export { type DisposableRule, oversightRule, sampleOversight } from './core/masks/partial.js';
+/** @group Masks */
+export { type Region, regionMask } from './core/masks/regions.js';
+/** @group Masks */
+export { softMask } from './core/masks/soft.js';
+/** @group Masks */
 export {
-  type Region,
-  regionMask,
-  regionMaskValues,
-  sliceRegions,
-  validateRegions,
-} from './core/masks/regions.js';
+  type LabelRule,
+  labelRule,
+  MaskTable,
+  type MaskTableOptions,
+  type TableRule,
+} from './core/masks/table.js';
+/** @group Masks */
 export {
-  assertSoftMask,
-  maskComplement,
-  maskComplementValues,
-  maskIntersection,
-  maskIntersectionValues,
-  maskUnion,
-  maskUnionValues,
-  softMask,
-  softMaskValues,
-  validateSoftValues,
-} from './core/masks/soft.js';
-export { labelRouteTable, type MasksForOptions, RouteTable } from './core/masks/table.js';
+  blendTokenRows,
+  type DisposableTableRule,
+  expandRouteRows,
+  type TokenFrequencyRuleOptions,
+  type TokenRuleOptions,
+  tokenFrequencyWeight,
+  tokenFrequencyWeights,
+  tokenRule,
+} from './core/masks/tokens.js';
+/** @group Layers and models */
+export { Autoencoder, type AutoencoderConfig } from './core/models/autoencoder.js';
+/** @group Layers and models */
+export {
+  contractDensePair,
+  contractMlpWeights,
+  contractTransformerMlps,
+  EXPANDED_REGION,
+  type ExpandOptions,
+  type ExpandTransformerOptions,
+  expandDensePair,
+  expandMlpWeights,
+  expandTransformerMlps,
+} from './core/models/expand.js';
+/** @group Layers and models */
+export { loadAutoencoder, saveAutoencoder } from './core/models/io.js';
+/** @group Layers and models */
+export {
+  type SplitLossTerms,
+  type SplitLossWeights,
+  type SplitObjective,
+  type SplitObjectiveOptions,
+  splitObjective,
+} from './core/models/split-objective.js';
+/** @group Layers and models */
+export {
+  createTransformer,
+  type MlpWeights,
+  TinyTransformer,
+  type TransformerConfig,
+  tokenCrossEntropy,
+  tokenLosses,
+  transformerRoutingPoints,
+  type UnitRegion,
+} from './core/models/transformer.js';
+/** @group Training */
+export { type TorchAdamConfig, type TorchAdamOptimizer, torchAdam } from './core/optim/adam.js';
+/** @group Training */
+export { AdamW, type AdamWConfig, warmupCosine } from './core/optim/adamw.js';
+/** @group Probing */
+export type { ProbeDecoder, ProbeDecoderFactory } from './core/probing/decoder.js';
+/** @group Probing */
 export {
   type PerLabelErrors,
-  RoutedAutoencoder,
-  type RoutedAutoencoderConfig,
-  type RoutedLossTerms,
-  type RoutedLossWeights,
-  type RoutedStepOptions,
-} from './core/models/autoencoder.js';
-export {
-  type NamedGradient,
-  type TorchAdamConfig,
-  TorchAdamOptimizer,
-  torchAdam,
-} from './core/optim/adam.js';
-// Probing
-export {
-  mlpProbeDecoder,
-  type ProbeDecoder,
-  type ProbeDecoderFactory,
-} from './core/probing/decoder.js';
+  type PerLabelErrorsOptions,
+  perLabelErrors,
+} from './core/probing/evaluate.js';
+/** @group Probing */
 export {
   type ProbeOptions,
   type ProbeProgress,
   type ProbeResult,
   probeLatentSlices,
-  type SliceProbe,
+  type SliceReport,
 } from './core/probing/probe.js';
+/** @group Probing */
 export {
   type LabelPartition,
-  perLabelMeans,
   type SplitRatio,
   splitRatio,
-  splitRatios,
-  validatePartition,
 } from './core/probing/split.js';
-// The routing op
-export { ablate } from './core/routing/ablate.js';
+/** @group Routing */
 export {
-  exactMaskProduct,
+  type ForwardContext,
+  type ForwardContextOptions,
+  forwardContext,
+  type HasRoutingPoints,
+  type PointEdit,
+  type RoutingBatch,
+  type RoutingPlan,
+  type RoutingRule,
+} from './core/routing/points.js';
+/** @group Routing */
+export {
   gateForward,
   type MaskInput,
+  type MaskRange,
   type NestedNumbers,
+  type RouteOptions,
   routeGradients,
+  setMaskValidation,
   stopGradient,
 } from './core/routing/route.js';
-// Training
+/** @group Training */
 export {
   type FitOptions,
   type FitProgress,
   type FitResult,
-  fitRoutedAutoencoder,
+  fit,
   type LossPoint,
+  type TrainingBatch,
+  type TrainingData,
 } from './core/training/fit.js';
-export { seededPermutation, seededRandom } from './core/util/random.js';

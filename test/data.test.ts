@@ -273,6 +273,24 @@ describe('readIdxFile and loadMnist on files', () => {
     expect(() => loadMnist({ dir, split: 'train' })).toThrow(/must be 1-dimensional uint8/);
   });
 
+  it('rejects a label outside the ten MNIST classes, naming the example and the fix', () => {
+    writeTiny('train', { labels: [9, 200] });
+    expect(() => loadMnist({ dir, split: 'train' })).toThrow(
+      /train-labels-idx1-ubyte has label 200 at example 1, but the dataset declares 10 classes \[0, 10\); fix or drop that example, or pass the right numClasses/,
+    );
+    // Even when the bad example is beyond the limit: the file itself is bad.
+    expect(() => loadMnist({ dir, split: 'train', limit: 1 })).toThrow(/label 200 at example 1/);
+    // A caller who declares more classes gets them; 10 is the edge.
+    writeTiny('train', { labels: [9, 10] });
+    expect(() => loadMnist({ dir, split: 'train' })).toThrow(/label 10 at example 1/);
+    expect(loadMnist({ dir, split: 'train', numClasses: 11 }).labels).toEqual(Int32Array.of(9, 10));
+    writeTiny('train', { labels: [0, 9] });
+    expect(loadMnist({ dir, split: 'train' }).labels).toEqual(Int32Array.of(0, 9));
+    expect(() => loadMnist({ dir, split: 'train', numClasses: 0 })).toThrow(
+      /numClasses must be a positive integer, got 0/,
+    );
+  });
+
   it('names the missing file and the names it tried', () => {
     writeTiny('train');
     fs.rmSync(path.join(dir, 'train-labels-idx1-ubyte'));
@@ -302,6 +320,20 @@ describe('imageDatasetFromIdx and toTensors', () => {
     ]);
     expect(await y.array()).toEqual([3, 4]);
     tf.dispose([x, y]);
+  });
+
+  it('checks labels against the classes the caller gives', () => {
+    const images = parseIdx(encodeIdx({ type: 'uint8', dims: [2, 1, 1], data: [0, 255] }));
+    const labels = parseIdx(encodeIdx({ type: 'uint8', dims: [2], data: [3, 4] }));
+    expect(() => imageDatasetFromIdx(images, labels, { numClasses: 4 })).toThrow(
+      /the labels has label 4 at example 1, but the dataset declares 4 classes/,
+    );
+    try {
+      imageDatasetFromIdx(images, labels, { numClasses: 4 });
+    } catch (error) {
+      expect(error).toMatchObject({ code: 'invalid-label', value: 4 });
+    }
+    expect(imageDatasetFromIdx(images, labels, { numClasses: 5 }).count).toBe(2);
   });
 });
 

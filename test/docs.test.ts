@@ -1,12 +1,14 @@
+import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from './helpers/backends.js';
 
-// Docs cannot rot: every ```ts block marked `runnable` in README.md and docs/*.md is run here,
-// against the source, exactly as written.
+// Docs cannot rot: every ```ts block marked `runnable` in README.md and docs/*.md is type-checked
+// (strict, the repository's tsconfig) and run here, against the source, exactly as written.
 const root = process.cwd();
 const documents = [
   'README.md',
@@ -29,18 +31,74 @@ function runnableBlocks(file: string): { line: number; code: string }[] {
 }
 
 const cases = documents.flatMap((file) =>
-  runnableBlocks(file).map((block) => ({ name: `${file}:${block.line}`, ...block })),
+  runnableBlocks(file).map((block) => ({
+    name: `${file}:${block.line}`,
+    file: path.join(generated, `${`${file}:${block.line}`.replace(/[^a-z0-9]+/gi, '-')}.ts`),
+    ...block,
+  })),
 );
 
+/** Type errors of every block at once (one tsc run), by generated file name. */
+async function typeErrors(): Promise<Map<string, string[]>> {
+  for (const { file, code } of cases) writeFileSync(file, code);
+  // Extends the repository's config, so the package names resolve to the source as in tests.
+  const config = path.join(generated, 'tsconfig.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      extends: '../../tsconfig.json',
+      include: ['./*.ts'],
+      compilerOptions: { noEmit: true },
+    }),
+  );
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  const output = await promisify(execFile)(process.execPath, [
+    tsc,
+    '-p',
+    config,
+    '--pretty',
+    'false',
+  ])
+    .then(({ stdout }) => stdout)
+    .catch((error: { stdout?: string }) => error.stdout ?? String(error));
+  const errors = new Map<string, string[]>();
+  for (const line of output.split('\n')) {
+    const match = /^(.*?\.ts)\(\d+,\d+\): error/.exec(line);
+    if (match === null) continue;
+    const name = path.basename(match[1]!);
+    errors.set(name, [...(errors.get(name) ?? []), line]);
+  }
+  return errors;
+}
+
 describe('runnable code blocks in the docs', () => {
-  beforeAll(() => useBackend('cpu'));
+  let errors: Map<string, string[]>;
+  beforeAll(async () => {
+    await useBackend('cpu');
+    errors = await typeErrors();
+  });
 
   it('finds the README example', () => {
     expect(cases.some((c) => c.name.startsWith('README.md'))).toBe(true);
   });
 
-  it.each(cases)('$name runs and leaks no tensor', async ({ name, code }) => {
-    const file = path.join(generated, `${name.replace(/[^a-z0-9]+/gi, '-')}.ts`);
+  it('the type check catches a type error in a block', async () => {
+    // The check must bite: a block that indexes a union without narrowing fails it.
+    const bad = path.join(generated, 'zz-deliberately-wrong.ts');
+    writeFileSync(
+      bad,
+      "import * as tf from '@tensorflow/tfjs-core';\nconst x = tf.zeros([2, 2]).arraySync();\nexport const first = x[0]![0];\n",
+    );
+    const found = await typeErrors();
+    rmSync(bad);
+    expect(found.get('zz-deliberately-wrong.ts')?.join('\n')).toMatch(/error TS/);
+  });
+
+  it.each(cases)('$name type-checks under strict', ({ file }) => {
+    expect(errors.get(path.basename(file)) ?? []).toEqual([]);
+  });
+
+  it.each(cases)('$name runs and leaks no tensor', async ({ file, code }) => {
     writeFileSync(file, code);
     const before = tf.memory().numTensors;
     await import(/* @vite-ignore */ pathToFileURL(file).href);

@@ -1,11 +1,13 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { encodeIdx } from '../src/core/data/idx.js';
+import { loadAutoencoder } from '../src/core/models/io.js';
 import {
   partitionRegions,
   runSplitExperiment,
@@ -14,6 +16,8 @@ import {
   summarizeSplitExperiment,
 } from '../src/experiments/index.js';
 import type { ImageDataset } from '../src/index.js';
+import { loadFromDirectory } from '../src/node/files.js';
+import { prepareSplitReport, writeSplitReport } from '../src/node/split-report.js';
 import { useBackend } from './helpers/backends.js';
 
 const run = promisify(execFile);
@@ -54,13 +58,11 @@ function syntheticDataset(count: number, seed: number): ImageDataset {
 
 const tinyConfig: SplitExperimentConfig = {
   ...splitPresets.smoke,
-  hidden: [24, 12],
-  latentDim: 6,
-  epochs: 3,
-  batchSize: 16,
-  learningRate: 3e-3,
+  model: { hidden: [24, 12], latentDim: 6, seed: 0 },
+  optimizer: { ...splitPresets.smoke.optimizer, learningRate: 3e-3 },
+  fit: { epochs: 3, batchSize: 16, seed: 0 },
+  probe: { ...splitPresets.smoke.probe, epochs: 1 },
   partition: [[0], [1], [2]],
-  probeEpochs: 1,
 };
 
 describe('runSplitExperiment', () => {
@@ -94,7 +96,7 @@ describe('runSplitExperiment', () => {
   it('gives the same numbers for the same seed on the same backend', async () => {
     await useBackend('wasm');
     const data = { train: syntheticDataset(64, 3), test: syntheticDataset(30, 4) };
-    const config = { ...tinyConfig, probeEpochs: 0 };
+    const config = { ...tinyConfig, probe: { ...tinyConfig.probe, epochs: 0 } };
     const first = await runSplitExperiment(data, config);
     const second = await runSplitExperiment(data, config);
     expect(second.decoderPerLabel).toEqual(first.decoderPerLabel);
@@ -102,9 +104,64 @@ describe('runSplitExperiment', () => {
       first.certificates.map((c) => c.perLabelMae),
     );
     expect(second.losses).toEqual(first.losses);
-    const third = await runSplitExperiment(data, { ...config, seed: 5 });
+    const third = await runSplitExperiment(data, { ...config, fit: { ...config.fit, seed: 5 } });
     expect(third.losses).not.toEqual(first.losses);
     for (const result of [first, second, third]) result.model.dispose();
+  });
+
+  it('checks every label before training, naming the split, the example and the fix', async () => {
+    await useBackend('cpu');
+    const train = syntheticDataset(30, 5);
+    const test = syntheticDataset(9, 6);
+    const config = {
+      ...tinyConfig,
+      partition: [[0], [1]],
+      model: { ...tinyConfig.model, latentDim: 4 },
+    };
+    // Label 2 is in no group of the partition [[0], [1]].
+    const before = tf.memory().numTensors;
+    await expect(runSplitExperiment({ train, test }, config)).rejects.toMatchObject({
+      code: 'invalid-label',
+      value: 2,
+      message: expect.stringMatching(
+        /in the training set, example 2 has label 2, but labels must be integers in \[0, 2\).*Every label must be in one group/,
+      ),
+    });
+    const badTest = { ...test, labels: Int32Array.from(test.labels, (l, i) => (i === 4 ? 7 : l)) };
+    await expect(runSplitExperiment({ train, test: badTest }, tinyConfig)).rejects.toThrow(
+      /in the test set, example 4 has label 7/,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('writes the summary and table even when a figure fails, and reports the figure', async () => {
+    await useBackend('cpu');
+    const data = { train: syntheticDataset(48, 7), test: syntheticDataset(12, 8) };
+    const result = await runSplitExperiment(data, {
+      ...tinyConfig,
+      fit: { ...tinyConfig.fit, epochs: 1 },
+    });
+    const summary = summarizeSplitExperiment(result, {
+      preset: 'smoke',
+      backend: 'cpu',
+      wallSeconds: 1,
+    });
+    const out = path.join(scratch, 'figure-fails');
+    const files = await prepareSplitReport(out);
+    // A directory where the loss chart goes: that one write fails, nothing else does.
+    mkdirSync(files.lossChart);
+    const report = await writeSplitReport(out, result, summary, data.test, { range: [-1, 1] });
+    expect(report.failed.map((f) => f.file)).toEqual([files.lossChart]);
+    expect(report.failed[0]!.error.message).toMatch(/cannot write .*loss\.png/);
+    expect(JSON.parse(readFileSync(files.summary, 'utf8'))).toMatchObject({ preset: 'smoke' });
+    expect(readFileSync(files.table, 'utf8')).toMatch(/\| digit \| decoder/);
+    for (const png of [files.reconstructions, files.perDigitChart]) {
+      expect(readFileSync(png).subarray(1, 4).toString('latin1')).toBe('PNG');
+    }
+    // The grid comes with a 150 px column of row labels: 2 test images of each of 3 labels, 6 px at scale 2.
+    const gridWidth = 2 + 6 * (6 * 2 + 2);
+    expect(readFileSync(files.reconstructions).readUInt32BE(16)).toBe(150 + gridWidth);
+    result.model.dispose();
   });
 
   it('refuses a latent that the groups cannot split equally', () => {
@@ -114,13 +171,35 @@ describe('runSplitExperiment', () => {
   });
 });
 
-describe('examples/mnist-split.ts', () => {
+// Skipped under mutation testing: the CLI runs in a child process, which never sees the mutant.
+describe.skipIf(process.env.GR_MUTATION === '1')('examples/mnist-split.ts', () => {
   const example = (...args: string[]) =>
     run('npx', ['tsx', 'examples/mnist-split.ts', ...args], { cwd: process.cwd() });
 
-  it('runs the smoke preset end to end and writes the summary and figures', async () => {
+  it('runs the smoke preset end to end and writes the summary, figures and model', async () => {
     const out = path.join(scratch, 'smoke');
-    const { stdout } = await example('--preset', 'smoke', '--backend', 'wasm', '--out', out);
+    const modelDir = path.join(scratch, 'smoke-model');
+    const { stdout, stderr } = await example(
+      '--preset',
+      'smoke',
+      '--backend',
+      'wasm',
+      '--out',
+      out,
+      '--save-model',
+      modelDir,
+    );
+    // stderr is a pipe here: progress comes as whole lines, never carriage returns.
+    expect(stderr).not.toMatch(/\r/);
+    expect(stderr).toMatch(/^mnist-split: epoch 1\/1 step 16\/16 loss \d/m);
+    expect(stderr).toMatch(/smoke checks the pipeline only/);
+    // The table comes before the list of written files.
+    expect(stdout.indexOf('| digit |')).toBeLessThan(stdout.indexOf('written to'));
+    await useBackend('cpu');
+    const model = await loadAutoencoder(loadFromDirectory(modelDir));
+    expect(model.config.inputDim).toBe(784);
+    expect(model.config.hidden).toEqual([64, 32]);
+    model.dispose();
     expect(stdout).toMatch(/\| digit \| decoder/);
     expect(stdout).toMatch(/split ratio of low \(dims 0-15\): \d+\.\d\d/);
     expect(stdout).toMatch(/backend wasm/);
@@ -152,8 +231,83 @@ describe('examples/mnist-split.ts', () => {
       stderr: expect.stringMatching(/--epochs needs a positive integer, got 'zero'/),
     });
     await expect(example('--backend', 'gpu', '--preset', 'smoke')).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/unknown backend 'gpu'[\s\S]*Usage:/),
+    });
+  });
+
+  it.each([
+    [['--epochs', ''], /--epochs needs a value, got an empty string/],
+    [['--out', ''], /--out needs a value/],
+    [['--batch', '-1'], /--batch needs a positive integer, got '-1'/],
+    [['--lr', '1e999'], /--lr needs a positive number, got '1e999'/],
+    [['--hidden', '64,0'], /--hidden needs a positive integer, got '0'/],
+    [['--frobnicate'], /Unknown option '--frobnicate'/],
+    [['--preset', 'huge'], /unknown preset 'huge'/],
+    [['--no-route=yes'], /--no-route/],
+  ])(
+    'rejects %j with exit code 2 and the usage, before loading anything',
+    async (args, message) => {
+      await expect(example(...args)).rejects.toMatchObject({
+        code: 2,
+        stderr: expect.stringMatching(
+          new RegExp(`${message.source}[\\s\\S]*Usage: npm run mnist-split`),
+        ),
+      });
+    },
+  );
+
+  it('checks --out before training: a file there is an argument error', async () => {
+    const file = path.join(scratch, 'not-a-dir');
+    writeFileSync(file, 'x');
+    await expect(example('--preset', 'smoke', '--out', file)).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/not-a-dir exists and is not a directory/),
+    });
+    // It failed before training: no progress line was printed.
+    await expect(example('--preset', 'smoke', '--out', file)).rejects.toMatchObject({
+      stderr: expect.not.stringMatching(/epoch 1\/1/),
+    });
+  });
+
+  it('stops clearly when training diverges, leaving no result from an earlier run', async () => {
+    const out = path.join(scratch, 'diverged');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(path.join(out, 'summary.json'), '{"stale": true}');
+    writeFileSync(path.join(out, 'loss.png'), 'stale');
+    await expect(
+      example('--preset', 'smoke', '--backend', 'wasm', '--lr', '1e9', '--out', out),
+    ).rejects.toMatchObject({
       code: 1,
-      stderr: expect.stringMatching(/unknown backend 'gpu'/),
+      stderr: expect.stringMatching(
+        /training diverged at step \d+: the loss is .*lower the learning rate/,
+      ),
+    });
+    expect(existsSync(path.join(out, 'summary.json'))).toBe(false);
+    expect(existsSync(path.join(out, 'loss.png'))).toBe(false);
+  });
+
+  it('stops before training on a label outside the ten MNIST classes', async () => {
+    const data = path.join(scratch, 'bad-labels');
+    mkdirSync(data, { recursive: true });
+    const labels = Array.from({ length: 14 }, (_, i) => (i % 7 === 6 ? 12 : i % 10));
+    for (const split of ['train', 't10k']) {
+      writeFileSync(
+        path.join(data, `${split}-images-idx3-ubyte`),
+        encodeIdx({ type: 'uint8', dims: [14, 2, 2], data: new Array(56).fill(7) }),
+      );
+      writeFileSync(
+        path.join(data, `${split}-labels-idx1-ubyte`),
+        encodeIdx({ type: 'uint8', dims: [14], data: labels }),
+      );
+    }
+    await expect(
+      example('--preset', 'smoke', '--data', data, '--out', path.join(scratch, 'bad-out')),
+    ).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(
+        /has label 12 at example 6, but the dataset declares 10 classes/,
+      ),
     });
   });
 

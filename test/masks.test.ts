@@ -1,31 +1,31 @@
 import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { routeGradients } from '../src/core/routing/route.js';
 import {
-  applyOversight,
-  applyOversightValues,
-  assertSoftMask,
   classBlockRoutes,
   compileLabelRoutes,
   type LabelRoute,
-  labelMask,
-  labelMaskValues,
-  labelRouteTable,
+  type LabelRouteOptions,
+  labelRows,
+  stackRows,
+  validateRouteTableSpec,
+} from '../src/core/masks/labels.js';
+import { oversightRule, sampleOversight } from '../src/core/masks/partial.js';
+import type { Region } from '../src/core/masks/regions.js';
+import {
+  assertSoftMask,
   maskComplement,
   maskComplementValues,
   maskIntersection,
   maskIntersectionValues,
   maskUnion,
   maskUnionValues,
-  type Region,
-  type RouteTable,
-  sampleOversight,
-  seededRandom,
   softMask,
   softMaskValues,
-  validateRouteTableSpec,
-} from '../src/index.js';
+} from '../src/core/masks/soft.js';
+import { type LabelRule, labelRule, MaskTable } from '../src/core/masks/table.js';
+import { routeGradients, setMaskValidation } from '../src/core/routing/route.js';
+import { seededRandom } from '../src/core/util/random.js';
 import { expectNoLeak, TEST_BACKENDS, useBackend } from './helpers/backends.js';
 
 const halves: LabelRoute[] = [
@@ -43,6 +43,17 @@ function runsOf(bits: readonly boolean[]): Region[] {
     else regions.push([i, i + 1]);
   });
   return regions;
+}
+
+/** The host form of a label rule's masks: compile, look the rows up, stack them. */
+function labelMaskValues(
+  labels: ArrayLike<number>,
+  size: number,
+  routes: readonly LabelRoute[],
+  options: LabelRouteOptions = {},
+): Float32Array {
+  const spec = compileLabelRoutes(size, routes, options);
+  return stackRows(spec.rows, labelRows(spec, labels), size);
 }
 
 const rows = (values: ArrayLike<number>, size: number): number[][] =>
@@ -167,6 +178,11 @@ describe('label routes (host)', () => {
     ],
     ['no routes', () => compileLabelRoutes(4, []), /at least one route/],
     [
+      'routes that all have no labels',
+      () => compileLabelRoutes(4, [{ labels: [], region: [0, 2] }]),
+      /every route has an empty label list; give each route the labels/,
+    ],
+    [
       'a zero block size',
       () => classBlockRoutes(3, 0),
       /blockSize must be a positive integer, got 0/,
@@ -210,6 +226,9 @@ describe('soft masks (host)', () => {
     ['NaN', Number.NaN, /mask has weight NaN at flat index 1.*\[0, 1\]/],
     ['above 1', 1.5, /mask has weight 1\.5 at flat index 1/],
     ['below 0', -0.1, /mask has weight -0\.1 at flat index 1/],
+    ['just above 1', 1.000001, /mask has weight 1\.000001 at flat index 1/],
+    ['just below 0', -1e-7, /mask has weight -1e-7 at flat index 1/],
+    ['Infinity', Number.POSITIVE_INFINITY, /mask has weight Infinity at flat index 1/],
   ])('rejects a weight %s', (_, weight, message) => {
     expect(() => softMaskValues([0, weight])).toThrow(message);
     expect(() => maskComplementValues([0, weight])).toThrow(message);
@@ -271,33 +290,10 @@ describe('random and partial routing (host)', () => {
       /^gradient-routing: oversight fraction must be in \[0, 1\]/,
     );
   });
-
-  it('applies oversight to host masks, per batch or per dataset index', () => {
-    const masks = Float32Array.of(1, 0, 0, 1, 0.5, 0);
-    expect(Array.from(applyOversightValues(masks, 2, [1, 0, 1]))).toEqual([1, 0, 1, 1, 0.5, 0]);
-    const dataset = Uint8Array.of(0, 0, 1, 1, 0);
-    expect(Array.from(applyOversightValues(masks, 2, dataset, [4, 2, 1]))).toEqual([
-      1, 1, 0, 1, 1, 1,
-    ]);
-    expect(Array.from(masks)).toEqual([1, 0, 0, 1, 0.5, 0]);
-  });
-
-  it('rejects mismatched oversight input', () => {
-    const masks = new Float32Array(4);
-    expect(() => applyOversightValues(masks, 2, [1])).toThrow(
-      /masks hold 2 examples but 1 oversight flags were given/,
-    );
-    expect(() => applyOversightValues(masks, 2, [1, 1, 1], [0, 3])).toThrow(
-      /dataset index 3 \(batch example 1\) is outside the oversight flags \[0, 3\)/,
-    );
-    expect(() => applyOversightValues(masks, 3, [1, 1])).toThrow(
-      /4 mask values do not form rows of size 3/,
-    );
-  });
 });
 
 describe.each(TEST_BACKENDS)('mask tensors on %s', (backend) => {
-  it('labelMask and the route table agree with hand-computed masks', async () => {
+  it('a label rule gives hand-computed masks from host arrays, int32 and float32 tensors', async () => {
     await useBackend(backend);
     const expected = [
       [1, 1, 0, 0],
@@ -305,93 +301,299 @@ describe.each(TEST_BACKENDS)('mask tensors on %s', (backend) => {
       [1, 1, 0, 0],
     ];
     await expectNoLeak(() => {
-      const direct = labelMask([0, 1, 2], 4, halves);
-      expect(direct.shape).toEqual([3, 4]);
-      expect(direct.arraySync()).toEqual(expected);
-      direct.dispose();
-      const table = labelRouteTable(4, halves);
-      const fromHost = table.masksFor([0, 1, 2]);
+      const rule = labelRule(4, halves);
+      const fromHost = rule.masksFor([0, 1, 2]);
       const labels = tf.tensor1d([0, 1, 2], 'int32');
-      const fromTensor = table.masksFor(labels);
+      const fromTensor = rule.masksFor(labels);
       const floatLabels = tf.tensor1d([0, 1, 2], 'float32');
-      const fromFloat = table.masksFor(floatLabels);
-      for (const masks of [fromHost, fromTensor, fromFloat]) {
+      const fromFloat = rule.masksFor(floatLabels);
+      const fromBatch = rule.masks({ labels });
+      for (const masks of [fromHost, fromTensor, fromFloat, fromBatch]) {
         expect(masks.dtype).toBe('float32');
+        expect(masks.shape).toEqual([3, 4]);
         expect(masks.arraySync()).toEqual(expected);
       }
-      tf.dispose([fromHost, fromTensor, fromFloat, labels, floatLabels]);
-      table.dispose();
-      table.dispose();
+      const rowsOf = rule.rowsOf({ labels });
+      expect(rowsOf.dtype).toBe('int32');
+      expect(Array.from(rowsOf.dataSync())).toEqual([0, 1, 0]);
+      tf.dispose([fromHost, fromTensor, fromFloat, fromBatch, rowsOf, labels, floatLabels]);
+      rule.dispose();
+      rule.dispose();
     });
   });
 
-  it('masksFor returns exactly one new tensor', async () => {
+  it('a label rule routes per token on [B, T] labels', async () => {
     await useBackend(backend);
-    const table = labelRouteTable(4, halves);
+    await expectNoLeak(() => {
+      const rule = labelRule(4, halves);
+      const labels = tf.tensor2d(
+        [
+          [0, 1, 2],
+          [1, 1, 0],
+        ],
+        [2, 3],
+        'int32',
+      );
+      const masks = rule.masks({ labels });
+      expect(masks.shape).toEqual([2, 3, 4]);
+      expect(masks.arraySync()).toEqual([
+        [
+          [1, 1, 0, 0],
+          [0, 0, 1, 0],
+          [1, 1, 0, 0],
+        ],
+        [
+          [0, 0, 1, 0],
+          [0, 0, 1, 0],
+          [1, 1, 0, 0],
+        ],
+      ]);
+      tf.dispose([labels, masks]);
+      rule.dispose();
+    });
+  });
+
+  it('masks and masksFor return exactly one new tensor', async () => {
+    await useBackend(backend);
+    const rule = labelRule(4, halves);
     const labels = tf.tensor1d([2, 1], 'int32');
     for (const input of [labels, [2, 1], Int32Array.of(2, 1)] as const) {
       const before = tf.memory().numTensors;
-      const masks = table.masksFor(input);
+      const masks = rule.masksFor(input);
       expect(tf.memory().numTensors).toBe(before + 1);
       masks.dispose();
     }
-    labels.dispose();
-    table.dispose();
+    const before = tf.memory().numTensors;
+    const masks = rule.masks({ labels });
+    expect(tf.memory().numTensors).toBe(before + 1);
+    tf.dispose([masks, labels]);
+    rule.dispose();
   });
 
-  it('a table built inside tf.tidy survives it', async () => {
+  it('a rule built inside tf.tidy survives it', async () => {
     await useBackend(backend);
-    let table: RouteTable | undefined;
+    let rule: LabelRule | undefined;
     tf.tidy(() => {
-      table = labelRouteTable(4, halves);
+      rule = labelRule(4, halves);
     });
-    if (table === undefined) throw new Error('tidy did not run');
-    const masks = table.masksFor([1]);
+    if (rule === undefined) throw new Error('tidy did not run');
+    const masks = rule.masksFor([1]);
     expect(masks.arraySync()).toEqual([[0, 0, 1, 0]]);
     masks.dispose();
-    table.dispose();
+    rule.dispose();
   });
 
-  it('sends invalid on-device labels to the unrouted row, or throws when validating', async () => {
+  it('without validation, sends invalid on-device labels to the unrouted row', async () => {
+    await useBackend(backend);
+    const previous = setMaskValidation(false);
+    try {
+      await expectNoLeak(async () => {
+        const strict = labelRule(4, halves);
+        const full = labelRule(4, halves, { unrouted: 'full', numClasses: 4 });
+        // -2 and below would index the lookup out of range if its lower clamp were lost.
+        const labels = tf.tensor1d([-1, 7, 3, 1, -2, -1000], 'int32');
+        const blocked = strict.masks({ labels });
+        expect(blocked.arraySync()).toEqual([
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 1, 0],
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+        ]);
+        const opened = full.masksFor(labels, { validate: false });
+        expect(opened.arraySync()).toEqual([
+          [1, 1, 1, 1],
+          [1, 1, 1, 1],
+          [1, 1, 1, 1],
+          [0, 0, 1, 0],
+          [1, 1, 1, 1],
+          [1, 1, 1, 1],
+        ]);
+        // masksFor validates a tensor unless told not to; checkLabels always does.
+        expect(() => strict.masksFor(labels)).toThrow(/^gradient-routing: example 0 has label -1/);
+        await expect(strict.checkLabels(labels)).rejects.toThrow(
+          /^gradient-routing: example 0 has label -1/,
+        );
+        const unrouted = tf.tensor1d([1, 3], 'int32');
+        await expect(full.checkLabels(unrouted)).resolves.toBeUndefined();
+        await expect(strict.checkLabels([0, 3])).rejects.toThrow(/example 1 has label 3/);
+        expect(() => strict.masksFor([0, 3])).toThrow(/example 1 has label 3/);
+        const fractional = tf.tensor1d([0.5], 'float32');
+        await expect(strict.checkLabels(fractional)).rejects.toMatchObject({
+          code: 'invalid-label',
+          value: 0.5,
+          message: expect.stringMatching(/example 0 has label 0\.5/),
+        });
+        tf.dispose([blocked, opened, labels, unrouted, fractional]);
+        strict.dispose();
+        full.dispose();
+        expect(() => strict.masksFor([0])).toThrow(
+          /mask table \(or the rule that owns it\) was disposed/,
+        );
+        const live = tf.tensor1d([0], 'int32');
+        expect(() => strict.masks({ labels: live })).toThrow(/was disposed; build a new one/);
+        live.dispose();
+      });
+    } finally {
+      setMaskValidation(previous);
+    }
+  });
+
+  it('with validation on, the unrouted policy holds for tensor labels in every batch', async () => {
+    await useBackend(backend);
+    const previous = setMaskValidation(true);
+    try {
+      await expectNoLeak(async () => {
+        const strict = labelRule(4, halves, { numClasses: 4 });
+        const full = labelRule(4, halves, { unrouted: 'full', numClasses: 4 });
+        const unrouted = tf.tensor2d(
+          [
+            [0, 1],
+            [3, 2],
+          ],
+          [2, 2],
+          'int32',
+        );
+        expect(() => strict.masks({ labels: unrouted })).toThrow(
+          /label 3 \(example 1, token 0\) is in no route/,
+        );
+        const masks = full.masks({ labels: unrouted });
+        expect(masks.shape).toEqual([2, 2, 4]);
+        const nan = tf.tensor1d([0, Number.NaN], 'float32');
+        expect(() => full.masks({ labels: nan })).toThrow(/example 1 has label NaN/);
+        const tooBig = tf.tensor1d([200], 'int32');
+        try {
+          full.masks({ labels: tooBig });
+          expect.unreachable();
+        } catch (error) {
+          expect(error).toMatchObject({ code: 'invalid-label', value: 200 });
+        }
+        const disposed = tf.tensor1d([0], 'int32');
+        disposed.dispose();
+        expect(() => full.masks({ labels: disposed })).toThrow(/labels tensor was disposed/);
+        await expect(full.checkLabels(disposed)).rejects.toThrow(/labels tensor was disposed/);
+        tf.dispose([unrouted, masks, nan, tooBig]);
+        strict.dispose();
+        full.dispose();
+      });
+    } finally {
+      setMaskValidation(previous);
+    }
+  });
+
+  it('a label rule names the missing labels field', async () => {
+    await useBackend(backend);
+    const rule = labelRule(4, halves);
+    expect(() => rule.masks({})).toThrow(/reads batch\.labels, which is missing/);
+    rule.dispose();
+  });
+
+  it('a mask table gathers rows and validates its range', async () => {
     await useBackend(backend);
     await expectNoLeak(() => {
-      const strict = labelRouteTable(4, halves);
-      const full = labelRouteTable(4, halves, { unrouted: 'full', numClasses: 4 });
-      const labels = tf.tensor1d([-1, 7, 3, 1], 'int32');
-      const blocked = strict.masksFor(labels);
-      expect(blocked.arraySync()).toEqual([
-        [0, 0, 0, 0],
-        [0, 0, 0, 0],
-        [0, 0, 0, 0],
-        [0, 0, 1, 0],
+      const table = new MaskTable([[1, 1, 0, 0], Float32Array.of(0, 0, 0.5, 1)]);
+      expect(table.numRows).toBe(2);
+      expect(table.size).toBe(4);
+      const indices = tf.tensor1d([1, 0, 1], 'int32');
+      const masks = table.gather(indices);
+      expect(masks.arraySync()).toEqual([
+        [0, 0, 0.5, 1],
+        [1, 1, 0, 0],
+        [0, 0, 0.5, 1],
       ]);
-      const opened = full.masksFor(labels);
-      expect(opened.arraySync()).toEqual([
-        [1, 1, 1, 1],
-        [1, 1, 1, 1],
-        [1, 1, 1, 1],
-        [0, 0, 1, 0],
-      ]);
-      expect(() => strict.masksFor(labels, { validate: true })).toThrow(
-        /^gradient-routing: example 0 has label -1/,
+      tf.dispose([indices, masks]);
+      table.dispose();
+      table.dispose();
+      const again = tf.tensor1d([0], 'int32');
+      expect(() => table.gather(again)).toThrow(/mask table.*was disposed/);
+      again.dispose();
+    });
+    expect(() => new MaskTable([])).toThrow(/at least one row of length >= 1/);
+    expect(() => new MaskTable([[]])).toThrow(/at least one row of length >= 1/);
+    expect(() => new MaskTable([[1, 0], [1]])).toThrow(/row 1 has length 1, row 0 has 2/);
+    // The default range is [0, 1], edges included.
+    expect(() => new MaskTable([[0, 1]]).dispose()).not.toThrow();
+    for (const bad of [Number.NaN, -0.01, 1.01, Number.POSITIVE_INFINITY, -1]) {
+      expect(() => new MaskTable([[0, bad]])).toThrow(
+        new RegExp(`mask table row 0 has weight ${bad} at flat index 1.*\\[0, 1\\]`),
       );
-      const unrouted = tf.tensor1d([1, 3], 'int32');
-      const validated = full.masksFor(unrouted, { validate: true });
-      expect(validated.arraySync()).toEqual([
-        [0, 0, 1, 0],
+    }
+    // A wider range declared on purpose (ERA's reversing rows), edges included.
+    const era = new MaskTable([[-0.75, 1, 0]], { range: [-0.75, 1] });
+    expect(Array.from(era.values[0]!)).toEqual([-0.75, 1, 0]);
+    era.dispose();
+    expect(() => new MaskTable([[-0.76, 1]], { range: [-0.75, 1] })).toThrow(
+      /weight -0\.76 at flat index 0.*\[-0\.75, 1\] \(as declared\)/,
+    );
+    expect(() => new MaskTable([[1.01]], { range: [-0.75, 1] })).toThrow(/weight 1\.01/);
+    try {
+      new MaskTable([[0, Number.NaN]]);
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toMatchObject({ name: 'GradientRoutingError', code: 'invalid-mask' });
+    }
+  });
+
+  it('oversight routes the overseen examples and gives the others the full mask', async () => {
+    await useBackend(backend);
+    await expectNoLeak(() => {
+      const rule = labelRule(4, halves);
+      // Dataset examples 1 and 3 are overseen.
+      const partial = oversightRule(rule, Uint8Array.of(0, 1, 0, 1));
+      expect(partial.description).toMatch(/oversight of 4 examples over label rule/);
+      const labels = tf.tensor1d([0, 1, 2, 1], 'int32');
+      const indices = tf.tensor1d([3, 2, 1, 0], 'int32');
+      const activation = tf.zeros([4, 4]);
+      const masks = partial.masks({ labels, indices }, activation);
+      expect(masks.arraySync()).toEqual([
+        [1, 1, 0, 0],
+        [1, 1, 1, 1],
+        [1, 1, 0, 0],
         [1, 1, 1, 1],
       ]);
-      expect(() => strict.masksFor([0, 3])).toThrow(/example 1 has label 3/);
-      const fractional = tf.tensor1d([0.5], 'float32');
-      expect(() => strict.masksFor(fractional, { validate: true })).toThrow(/label 0\.5/);
-      const matrix = tf.tensor2d([[0, 1]], [1, 2], 'int32');
-      expect(() => strict.masksFor(matrix as unknown as tf.Tensor1D)).toThrow(
-        /needs a 1-D tensor of labels, got shape \[1,2\].*tf\.argMax/,
+      // Booleans work as flags too; per-token labels broadcast the flag over tokens.
+      const booleans = oversightRule(rule, [true, false]);
+      const tokens = tf.tensor2d(
+        [
+          [0, 1],
+          [1, 0],
+        ],
+        [2, 2],
+        'int32',
       );
-      tf.dispose([blocked, opened, validated, labels, unrouted, fractional, matrix]);
-      strict.dispose();
-      full.dispose();
-      expect(() => strict.masksFor([0])).toThrow(/RouteTable was disposed/);
+      const twoIndices = tf.tensor1d([0, 1], 'int32');
+      const tokenActivation = tf.zeros([2, 2, 4]);
+      const perToken = booleans.masks({ labels: tokens, indices: twoIndices }, tokenActivation);
+      expect(perToken.arraySync()).toEqual([
+        [
+          [1, 1, 0, 0],
+          [0, 0, 1, 0],
+        ],
+        [
+          [1, 1, 1, 1],
+          [1, 1, 1, 1],
+        ],
+      ]);
+      expect(() => partial.masks({ labels }, activation)).toThrow(
+        /reads batch\.indices \(each example's dataset index\), which is missing/,
+      );
+      partial.dispose();
+      booleans.dispose();
+      expect(() => partial.masks({ labels, indices }, activation)).toThrow(
+        /oversight rule was disposed/,
+      );
+      tf.dispose([
+        labels,
+        indices,
+        activation,
+        masks,
+        tokens,
+        twoIndices,
+        perToken,
+        tokenActivation,
+      ]);
+      rule.dispose();
     });
   });
 
@@ -434,7 +636,7 @@ describe.each(TEST_BACKENDS)('mask tensors on %s', (backend) => {
         });
         expect(rows(labelMaskValues(labels, c.size, routes, options), c.size)).toEqual(reference);
         await expectNoLeak(() => {
-          const table = labelRouteTable(c.size, routes, options);
+          const table = labelRule(c.size, routes, options);
           const labelTensor = tf.tensor1d(labels, 'int32');
           const gathered = table.masksFor(labelTensor);
           expect(gathered.shape).toEqual([labels.length, c.size]);
@@ -446,7 +648,6 @@ describe.each(TEST_BACKENDS)('mask tensors on %s', (backend) => {
       { numRuns: 40 },
     );
   });
-
   it('soft mask combinators broadcast and match the host forms', async () => {
     await useBackend(backend);
     await expectNoLeak(() => {
@@ -489,45 +690,12 @@ describe.each(TEST_BACKENDS)('mask tensors on %s', (backend) => {
       tf.dispose([fromBool, wrong, bad, last]);
     });
   });
-
-  it('applyOversight gives unrouted examples the full mask', async () => {
-    await useBackend(backend);
-    await expectNoLeak(() => {
-      const masks = tf.tensor2d([
-        [1, 0, 0],
-        [0, 1, 0],
-        [0, 0.5, 1],
-      ]);
-      const dataset = Uint8Array.of(1, 0, 0, 1);
-      const partial = applyOversight(masks, dataset, [3, 2, 0]);
-      expect(partial.arraySync()).toEqual([
-        [1, 0, 0],
-        [1, 1, 1],
-        [0, 0.5, 1],
-      ]);
-      expect(Array.from(partial.dataSync())).toEqual(
-        Array.from(applyOversightValues(masks.dataSync() as Float32Array, 3, dataset, [3, 2, 0])),
-      );
-      const direct = applyOversight(masks, [false, true, false]);
-      expect(direct.arraySync()).toEqual([
-        [1, 1, 1],
-        [0, 1, 0],
-        [1, 1, 1],
-      ]);
-      expect(() => applyOversight(masks, [1])).toThrow(/masks hold 3 examples but 1/);
-      const flat = tf.ones([3]);
-      expect(() => applyOversight(flat, [1, 1, 1])).toThrow(
-        /needs per-example masks \[B, \.\.\.\]/,
-      );
-      tf.dispose([masks, partial, direct, flat]);
-    });
-  });
-
   it('routeGradients with built masks gives exactly +0 gradient where the mask is 0', async () => {
     await useBackend(backend);
     const routes = classBlockRoutes(3, 2);
-    const table = labelRouteTable(7, routes, { unrouted: 'full' });
+    const table = labelRule(7, routes, { unrouted: 'full' });
     const overseen = sampleOversight(6, 0.5, 99);
+    const partial = oversightRule(table, overseen);
     const indices = [0, 1, 2, 3, 4, 5];
     const labels = tf.tensor1d([0, 1, 2, 2, 1, 0], 'int32');
     // Upstream gradients of every sign and size, including NaN and Infinity.
@@ -539,7 +707,7 @@ describe.each(TEST_BACKENDS)('mask tensors on %s', (backend) => {
     await expectNoLeak(() => {
       const masks = tf.tidy(() =>
         maskIntersection(
-          applyOversight(table.masksFor(labels), overseen, indices),
+          partial.masks({ labels, indices: tf.tensor1d(indices, 'int32') }, x),
           softMask([1, 1, 0.5, 1, 1, 1, 0]),
         ),
       );
@@ -562,6 +730,7 @@ describe.each(TEST_BACKENDS)('mask tensors on %s', (backend) => {
       tf.dispose([masks, grad]);
     });
     tf.dispose([labels, upstream, x]);
+    partial.dispose();
     table.dispose();
   });
 });

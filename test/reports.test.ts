@@ -345,6 +345,14 @@ describe('chart specs', () => {
     expect(width).toBeLessThan(400);
   });
 
+  it('draws long legend labels in full (Vega-Lite cuts them at 160 px by default)', async () => {
+    const name = 'low half (certificates, dims 0-15 of the latent)';
+    const svg = await renderVegaLiteToSvg(
+      groupedBarChartSpec({ series: [{ name, values: [1, 2] }], labels: ['a', 'b'] }),
+    );
+    expect(svg).toContain(`>${name}</text>`);
+  });
+
   it('builds a line chart with one line per curve, dropping values a log scale cannot show', async () => {
     const spec = lineChartSpec({
       curves: [

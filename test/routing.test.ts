@@ -1,12 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ablate } from '../src/core/routing/ablate.js';
+import { ablate } from '../src/core/masks/ablate.js';
 import {
   gateForward,
   type MaskInput,
   type NestedNumbers,
   routeGradients,
+  setMaskValidation,
   stopGradient,
 } from '../src/core/routing/route.js';
 import { expectNoLeak, TEST_BACKENDS, useBackend } from './helpers/backends.js';
@@ -427,7 +428,26 @@ describe.each(TEST_BACKENDS)('routeGradients on %s', (backend) => {
       /^gradient-routing: mask must be a tf\.Tensor, a number array, or a function/,
     );
     expect(() => stopGradient(ints)).toThrowError(/^gradient-routing: stopGradient needs/);
-    tf.dispose([ints, x, strings]);
+    expect(() => gateForward(ints, [1, 0])).toThrowError(
+      /^gradient-routing: gateForward needs a float32 tensor, got int32/,
+    );
+    expect(() => routeGradients(x, [['a', 'b']] as unknown as number[][])).toThrowError(
+      /^gradient-routing: mask arrays must hold numbers, found string/,
+    );
+    expect(() => routeGradients(x, strings)).toThrowError(
+      /got string\. Build it from numbers, e\.g\. tf\.tensor\(\[1, 0\]\)/,
+    );
+    // A mask with more axes than the routed tensor is refused even when the extra axes are 1:
+    // its gradient would have the mask's shape, not x's.
+    const wide = tf.ones([1, 2]);
+    expect(() => routeGradients(x, wide)).toThrowError(
+      /mask of shape \[1,2\] does not broadcast to the routed tensor of shape \[2\].*for example \[1\] for one weight per example/,
+    );
+    const matrix = tf.ones([2, 3]);
+    expect(() => routeGradients(matrix, [1, 1])).toThrowError(
+      /shape \[2\] does not broadcast to the routed tensor of shape \[2,3\].*for example \[B,1\] for one weight per example/,
+    );
+    tf.dispose([ints, x, strings, wide, matrix]);
   });
 
   it("never disposes the caller's mask tensors", () => {
@@ -691,5 +711,113 @@ describe.each(TEST_BACKENDS)('routeGradients on %s', (backend) => {
       expect(() => ablate(scalar, [0, 1])).toThrowError(/at least one axis/);
       tf.dispose([x, scalar]);
     });
+  });
+});
+
+describe.each(TEST_BACKENDS)('mask validation on %s', (backend) => {
+  beforeEach(() => useBackend(backend));
+
+  /** Runs `fn` with validation set to `enabled`, restoring the previous setting. */
+  function withValidation<T>(enabled: boolean, fn: () => T): T {
+    const previous = setMaskValidation(enabled);
+    try {
+      return fn();
+    } finally {
+      setMaskValidation(previous);
+    }
+  }
+
+  it.each([
+    ['NaN', Number.NaN],
+    ['2', 2],
+    ['-1', -1],
+    ['Infinity', Number.POSITIVE_INFINITY],
+    ['just above 1', 1.0078125],
+    ['just below 0', -0.0078125],
+  ])('rejects a mask weight of %s in routeGradients and gateForward', async (_, bad) => {
+    await expectNoLeak(() => {
+      const x = tf.ones([2, 2]);
+      const mask = tf.tensor2d([
+        [1, 0],
+        [0.5, bad],
+      ]);
+      for (const op of [routeGradients, gateForward]) {
+        withValidation(true, () => {
+          try {
+            op(x, mask);
+            expect.unreachable();
+          } catch (error) {
+            expect(error).toMatchObject({
+              name: 'GradientRoutingError',
+              code: 'invalid-mask',
+              message: expect.stringMatching(
+                new RegExp(
+                  `mask has weight ${bad} at flat index 3; mask weights must be numbers in \\[0, 1\\]`,
+                ),
+              ),
+            });
+          }
+          // Array and function masks are checked too.
+          expect(() => op(x, [1, bad])).toThrow(/at flat index 1/);
+          expect(() => op(x, () => tf.fill([2], bad))).toThrow(/at flat index 0/);
+        });
+        // Off (the default outside tests), the op does not read the mask back.
+        const y = withValidation(false, () => op(x, mask));
+        y.dispose();
+      }
+      tf.dispose([x, mask]);
+    });
+  });
+
+  it('accepts the edges of the range, and a wider range declared on purpose', async () => {
+    await expectNoLeak(() => {
+      withValidation(true, () => {
+        const x = tf.ones([3]);
+        const edges = routeGradients(x, [0, 1, 0.5]);
+        expect(() => routeGradients(x, [-0.75, 1, 0])).toThrow(/weight -0\.75/);
+        const reversed = routeGradients(x, [-0.75, 1, 0], { range: [-0.75, 1] });
+        expect(() => routeGradients(x, [-0.875, 1, 0], { range: [-0.75, 1] })).toThrow(
+          /weight -0\.875 at flat index 0; mask weights must be numbers in \[-0\.75, 1\]/,
+        );
+        const gated = gateForward(x, [-0.75, 1, 0], { range: [-0.75, 1] });
+        expect(Array.from(gated.dataSync())).toEqual([-0.75, 1, 0]);
+        tf.dispose([x, edges, reversed, gated]);
+      });
+    });
+  });
+
+  it('gateForward with a NaN keep-mask would put NaN in the forward pass', async () => {
+    // What validation prevents: without it, NaN keeps propagate forward.
+    const x = tf.ones([2]);
+    const keep = tf.tensor1d([1, Number.NaN]);
+    const out = withValidation(false, () => gateForward(x, keep));
+    expect(Number.isNaN(out.dataSync()[1]!)).toBe(true);
+    expect(() => withValidation(true, () => gateForward(x, keep))).toThrow(/weight NaN/);
+    tf.dispose([x, keep, out]);
+  });
+
+  it('names a disposed mask or input instead of failing inside tfjs', () => {
+    const x = tf.ones([2]);
+    const mask = tf.tensor1d([1, 0]);
+    mask.dispose();
+    for (const enabled of [false, true]) {
+      withValidation(enabled, () => {
+        expect(() => routeGradients(x, mask)).toThrow(
+          /^gradient-routing: the mask tensor was disposed before use; keep it alive until the step is done \(build it inside the same tf\.tidy, or dispose it after the loss\)\./,
+        );
+        expect(() => gateForward(x, mask)).toThrow(/mask tensor was disposed/);
+      });
+    }
+    const gone = tf.ones([2]);
+    gone.dispose();
+    expect(() => routeGradients(gone, [1, 0])).toThrow(
+      /the input of routeGradients tensor was disposed/,
+    );
+    try {
+      routeGradients(x, mask);
+    } catch (error) {
+      expect(error).toMatchObject({ code: 'disposed' });
+    }
+    x.dispose();
   });
 });

@@ -5,6 +5,31 @@
  * @packageDocumentation
  */
 
+// Expand-Route-Ablate
+export {
+  documentLoss,
+  ERA_METHODS,
+  type EraCallbacks,
+  type EraConfig,
+  type EraDataStats,
+  type EraDocument,
+  type EraLosses,
+  type EraMethod,
+  type EraPresetName,
+  type EraProgress,
+  type EraResult,
+  type EraRun,
+  type EraRunDetails,
+  type EraSummary,
+  eraPresets,
+  eraRunPlan,
+  eraTotalSteps,
+  formatEraTable,
+  runEraExperiment,
+  summarizeEra,
+  validateEraConfig,
+} from './era.js';
+
 // Reports
 export {
   type ChartOptions,
@@ -16,6 +41,7 @@ export {
   lineChartSpec,
   type VegaLiteSpec,
 } from './reports/charts.js';
+export { eraAttackChartSpec, eraLossChartSpec, eraRunName } from './reports/era.js';
 export {
   type GridRow,
   type ImageGridOptions,
@@ -25,6 +51,13 @@ export {
 } from './reports/grid.js';
 export { toReportJson } from './reports/json.js';
 export type { Label, Series, SeriesInput } from './reports/series.js';
+export {
+  formatSplitTable,
+  groupKeys,
+  type RunInfo,
+  type SplitSummary,
+  summarizeSplitExperiment,
+} from './reports/split-summary.js';
 export {
   type ColumnAlign,
   type FormatTableOptions,
@@ -40,17 +73,9 @@ export {
 export {
   partitionRegions,
   runSplitExperiment,
-  type SliceReport,
   type SplitExperimentCallbacks,
   type SplitExperimentConfig,
   type SplitExperimentResult,
   type SplitPresetName,
   splitPresets,
 } from './split.js';
-export {
-  formatSplitTable,
-  groupKeys,
-  type RunInfo,
-  type SplitSummary,
-  summarizeSplitExperiment,
-} from './summary.js';

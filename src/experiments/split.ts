@@ -1,32 +1,50 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { type ImageDataset, toTensors } from '../core/data/dataset.js';
-import { GradientRoutingError } from '../core/errors.js';
-import type { LabelRoute } from '../core/masks/labels.js';
-import type { Region } from '../core/masks/regions.js';
-import { RoutedAutoencoder, type RoutedLossWeights } from '../core/models/autoencoder.js';
-import { torchAdam } from '../core/optim/adam.js';
-import { probeLatentSlices, type SliceProbe } from '../core/probing/probe.js';
-import { type LabelPartition, type SplitRatio, splitRatio } from '../core/probing/split.js';
-import { type FitProgress, fitRoutedAutoencoder, type LossPoint } from '../core/training/fit.js';
+import {
+  Autoencoder,
+  type AutoencoderConfig,
+  type FitOptions,
+  type FitProgress,
+  fit,
+  GradientRoutingError,
+  type ImageDataset,
+  type LabelPartition,
+  type LabelRoute,
+  type LossPoint,
+  type ProbeOptions,
+  perLabelErrors,
+  probeLatentSlices,
+  type Region,
+  type SliceReport,
+  type SplitLossWeights,
+  type SplitObjectiveOptions,
+  type SplitRatio,
+  splitObjective,
+  splitRatio,
+  type TorchAdamConfig,
+  torchAdam,
+  toTensors,
+} from '../index.js';
 
 /** The named configurations of the split experiment. */
 export type SplitPresetName = 'smoke' | 'quick' | 'paper';
 
-/** Everything that defines one run of the split experiment (the paper's Section 4.1). */
+/**
+ * Everything that defines one run of the split experiment (the paper's Section 4.1), grouped by
+ * the primitive each part configures.
+ */
 export interface SplitExperimentConfig {
-  /** Encoder hidden sizes; the decoders mirror them. */
-  hidden: number[];
-  latentDim: number;
-  epochs: number;
-  batchSize: number;
-  learningRate: number;
-  /** PyTorch-style weight decay, added to the gradient. */
-  weightDecay: number;
-  seed: number;
-  /** False gives the control run: the same losses without routing. */
-  routed: boolean;
-  /** Loss weights (L1, correlation, certificates). */
-  weights: Required<RoutedLossWeights>;
+  /** The autoencoder (its input size comes from the data, its certificates from the weights). */
+  model: Required<Pick<AutoencoderConfig, 'hidden' | 'latentDim' | 'seed'>>;
+  /** The split objective: routing on or off (the control) and the loss weights. */
+  objective: Required<Pick<SplitObjectiveOptions, 'routed'>> & {
+    weights: Required<SplitLossWeights>;
+  };
+  /** Adam with PyTorch-style weight decay (added to the gradient). */
+  optimizer: Required<Pick<TorchAdamConfig, 'learningRate' | 'weightDecay'>>;
+  /** The training loop; its seed drives the shuffles. */
+  fit: Required<Pick<FitOptions, 'epochs' | 'batchSize' | 'seed'>>;
+  /** Post-hoc probes on the frozen encoder; `epochs: 0` skips them. */
+  probe: Required<Pick<ProbeOptions, 'epochs' | 'batchSize' | 'learningRate'>>;
   /**
    * Groups of labels; group `g` is routed to the `g`-th equal block of the latent, and gets a
    * certificate decoder on that block. The paper's is `[[0..4], [5..9]]`.
@@ -35,55 +53,47 @@ export interface SplitExperimentConfig {
   /** Use only the first this many training / test examples (all when absent). */
   trainLimit?: number;
   testLimit?: number;
-  /** Epochs of the post-hoc probes on the frozen encoder; 0 skips them. */
-  probeEpochs: number;
 }
 
 /** The paper's configuration exactly (Section 4.1 and its code). */
 const paper: SplitExperimentConfig = {
-  hidden: [2048, 512],
-  latentDim: 32,
-  epochs: 200,
-  batchSize: 2048,
-  learningRate: 1e-3,
-  weightDecay: 5e-5,
-  seed: 0,
-  routed: true,
-  weights: { l1: 3e-3, correlation: 0.1, certificates: 1 },
+  model: { hidden: [2048, 512], latentDim: 32, seed: 0 },
+  objective: { routed: true, weights: { l1: 3e-3, correlation: 0.1, certificates: 1 } },
+  optimizer: { learningRate: 1e-3, weightDecay: 5e-5 },
+  fit: { epochs: 200, batchSize: 2048, seed: 0 },
+  probe: { epochs: 20, batchSize: 2048, learningRate: 1e-3 },
   partition: [
     [0, 1, 2, 3, 4],
     [5, 6, 7, 8, 9],
   ],
-  probeEpochs: 20,
 };
 
 /**
  * The presets of the MNIST split experiment. `paper` is the paper's configuration exactly;
- * `smoke` runs in seconds on a subset, for CI. `quick` is sized for about five minutes on a
- * 2-core CPU with the wasm backend: a smaller network ([512, 128]), a smaller batch and a higher
- * learning rate (more, cheaper steps), and no concurrent certificates (they read the stopped
- * latent, so dropping them changes nothing else in training); two epochs of post-hoc probes
- * measure the split instead. Both differ from `paper` only where they say.
+ * `smoke` runs in seconds on a subset and only checks the pipeline (its numbers mean nothing).
+ * `quick` is sized for about five minutes on a 2-core CPU with the wasm backend: a smaller network
+ * ([512, 128]), a smaller batch and a higher learning rate (more, cheaper steps), and no concurrent
+ * certificates (they read the stopped latent, so dropping them changes nothing else in training);
+ * two epochs of post-hoc probes measure the split instead. Both differ from `paper` only where
+ * they say.
  */
 export const splitPresets: Readonly<Record<SplitPresetName, Readonly<SplitExperimentConfig>>> = {
   paper,
   quick: {
     ...paper,
-    hidden: [512, 128],
-    epochs: 9,
-    batchSize: 128,
-    learningRate: 2e-3,
-    weights: { ...paper.weights, certificates: 0 },
-    probeEpochs: 2,
+    model: { ...paper.model, hidden: [512, 128] },
+    objective: { ...paper.objective, weights: { ...paper.objective.weights, certificates: 0 } },
+    optimizer: { ...paper.optimizer, learningRate: 2e-3 },
+    fit: { ...paper.fit, epochs: 9, batchSize: 128 },
+    probe: { epochs: 2, batchSize: 128, learningRate: 2e-3 },
   },
   smoke: {
     ...paper,
-    hidden: [64, 32],
-    epochs: 1,
-    batchSize: 128,
+    model: { ...paper.model, hidden: [64, 32] },
+    fit: { ...paper.fit, epochs: 1, batchSize: 128 },
+    probe: { epochs: 1, batchSize: 128, learningRate: 1e-3 },
     trainLimit: 2048,
     testLimit: 1000,
-    probeEpochs: 1,
   },
 };
 
@@ -99,14 +109,6 @@ export function partitionRegions(partition: LabelPartition, latentDim: number): 
   return partition.map((_, g) => [g * width, (g + 1) * width] as const);
 }
 
-/** One certificate's (or probe's) result. */
-export interface SliceReport extends SplitRatio {
-  region: Region;
-  /** Index of the label group the slice is routed for. */
-  ownGroup: number;
-  perLabelMae: number[];
-}
-
 /** Everything a split experiment run measured. */
 export interface SplitExperimentResult {
   config: SplitExperimentConfig;
@@ -116,13 +118,13 @@ export interface SplitExperimentResult {
   decoderMae: number;
   /** The concurrent certificate decoders, one per label group (none when their weight is 0). */
   certificates: SliceReport[];
-  /** Post-hoc probes on the frozen encoder (empty when `probeEpochs` is 0). */
-  probes: SliceProbe[];
+  /** Post-hoc probes on the frozen encoder (empty when `probe.epochs` is 0). */
+  probes: SliceReport[];
   losses: LossPoint[];
   steps: number;
   trainSeconds: number;
   /** The trained model; the caller disposes it. */
-  model: RoutedAutoencoder;
+  model: Autoencoder;
 }
 
 /** Callbacks of {@link runSplitExperiment}. */
@@ -134,7 +136,7 @@ export interface SplitExperimentCallbacks {
 }
 
 /**
- * Runs the split experiment: trains a {@link RoutedAutoencoder} with each label group routed to
+ * Runs the split experiment: trains an `Autoencoder` with each label group routed to
  * its own latent block, then measures, per label, how well the decoder and each block's
  * certificate reconstruct the test images, and each block's split ratio.
  *
@@ -145,59 +147,68 @@ export async function runSplitExperiment(
   config: SplitExperimentConfig,
   callbacks: SplitExperimentCallbacks = {},
 ): Promise<SplitExperimentResult> {
-  const regions = partitionRegions(config.partition, config.latentDim);
+  const regions = partitionRegions(config.partition, config.model.latentDim);
   const routes: LabelRoute[] = config.partition.map((labels, g) => ({
     labels,
     region: regions[g]!,
   }));
   const numClasses = Math.max(...config.partition.flat()) + 1;
-  if (config.weights.certificates === 0 && config.probeEpochs === 0) {
+  const { weights, routed } = config.objective;
+  if (weights.certificates === 0 && config.probe.epochs === 0) {
     throw new GradientRoutingError(
-      'gradient-routing: with no certificate decoders (weights.certificates 0) and no probes (probeEpochs 0) nothing would measure the split; enable one of them.',
+      'with no certificate decoders (objective.weights.certificates 0) and no probes (probe.epochs 0) nothing would measure the split; enable one of them.',
     );
   }
   const train = limitDataset(data.train, config.trainLimit);
   const test = limitDataset(data.test, config.testLimit);
+  const objective = splitObjective({ routes, numClasses, routed, weights }, config.model.latentDim);
+  // Every label is checked once, before any training: a label in no group would silently stop
+  // its examples from training the encoder.
+  try {
+    await checkSplitLabels(objective.rule, train.labels, 'training');
+    await checkSplitLabels(objective.rule, test.labels, 'test');
+  } catch (error) {
+    objective.dispose();
+    throw error;
+  }
   const { x: trainX, y: trainY } = toTensors(train);
   const { x: testX, y: testY } = toTensors(test);
-  const model = new RoutedAutoencoder({
+  const model = new Autoencoder({
+    ...config.model,
     inputDim: train.rows * train.cols,
-    hidden: config.hidden,
-    latentDim: config.latentDim,
-    routes,
-    numClasses,
-    seed: config.seed,
     // Certificates read the stopped latent, so leaving them out changes nothing else in training.
-    certificates: config.weights.certificates === 0 ? [] : 'routes',
+    certificates: weights.certificates === 0 ? [] : regions.map((region) => [region]),
   });
-  const optimizer = torchAdam({
-    learningRate: config.learningRate,
-    weightDecay: config.weightDecay,
-  });
+  const optimizer = torchAdam(config.optimizer);
   try {
     callbacks.onPhase?.('train');
     const started = performance.now();
-    const fit = await fitRoutedAutoencoder(model, optimizer, trainX, trainY, {
-      epochs: config.epochs,
-      batchSize: config.batchSize,
-      seed: config.seed,
-      routed: config.routed,
-      weights: config.weights,
-      ...(callbacks.onTrainProgress === undefined ? {} : { onProgress: callbacks.onTrainProgress }),
-    });
+    const trained = await fit(
+      (batch) => objective.loss(model, batch.x as tf.Tensor2D, batch.labels as tf.Tensor1D).total,
+      model.trainableVariables,
+      optimizer,
+      { x: trainX, labels: trainY },
+      {
+        ...config.fit,
+        ...(callbacks.onTrainProgress === undefined
+          ? {}
+          : { onProgress: callbacks.onTrainProgress }),
+      },
+    );
     const trainSeconds = (performance.now() - started) / 1000;
     callbacks.onPhase?.('evaluate');
-    const errors = await model.evaluate(testX, test.labels, { numClasses });
+    const errors = await perLabelErrors(model, testX, test.labels, { numClasses });
     const certificates = errors.certificates.map((perLabelMae, g) => ({
       region: regions[g]!,
       ownGroup: g,
       perLabelMae,
       ...splitRatio(perLabelMae, config.partition, g),
     }));
-    let probes: SliceProbe[] = [];
-    if (config.probeEpochs > 0) {
+    let probes: SliceReport[] = [];
+    if (config.probe.epochs > 0) {
       callbacks.onPhase?.('probe');
       const probe = await probeLatentSlices({
+        ...config.probe,
         encode: (x) => model.encode(x),
         trainX,
         testX,
@@ -205,11 +216,8 @@ export async function runSplitExperiment(
         slices: regions,
         partition: config.partition,
         numLabels: numClasses,
-        hidden: [...config.hidden].reverse(),
-        epochs: config.probeEpochs,
-        batchSize: config.batchSize,
-        learningRate: config.learningRate,
-        seed: config.seed,
+        hidden: [...config.model.hidden].reverse(),
+        seed: config.fit.seed,
       });
       probes = probe.slices;
     }
@@ -220,8 +228,8 @@ export async function runSplitExperiment(
       decoderMae,
       certificates,
       probes,
-      losses: fit.losses,
-      steps: fit.steps,
+      losses: trained.losses,
+      steps: trained.steps,
       trainSeconds,
       model,
     };
@@ -230,7 +238,28 @@ export async function runSplitExperiment(
     throw error;
   } finally {
     optimizer.dispose();
+    objective.dispose();
     tf.dispose([trainX, trainY, testX, testY]);
+  }
+}
+
+/** Checks one split's labels, naming the split in the error. */
+async function checkSplitLabels(
+  rule: { checkLabels(labels: ArrayLike<number>): Promise<void> },
+  labels: Int32Array,
+  split: string,
+): Promise<void> {
+  try {
+    await rule.checkLabels(labels);
+  } catch (error) {
+    if (!(error instanceof GradientRoutingError)) throw error;
+    throw new GradientRoutingError(
+      `in the ${split} set, ${error.message.replace('gradient-routing: ', '')} ` +
+        'Every label must be in one group of the partition.',
+      error.code,
+      error.value,
+      { cause: error },
+    );
   }
 }
 

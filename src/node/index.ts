@@ -4,11 +4,15 @@
  *
  * @packageDocumentation
  */
+// Registers the RouteGradients layer class, so that loadFromDirectory can load routed
+// tfjs-layers models without the main entry being imported first.
+import '../core/layers/route-gradients.js';
 
 export type { GpuAdapterDescription } from '../core/backend/adapter.js';
 export type { BackendChoice, BackendName, SelectBackendOptions } from '../core/backend/select.js';
 export type { ImageDataset, ImageDatasetOptions, PixelRange } from '../core/data/dataset.js';
 export { installedWasmDirectory, selectNodeBackend } from './backend.js';
+export { type EraReportFiles, writeEraReport } from './era-report.js';
 export { loadFromDirectory, saveToDirectory } from './files.js';
 export {
   type LoadMnistOptions,
@@ -28,8 +32,11 @@ export {
   writePng,
 } from './render.js';
 export {
+  prepareOutputDirectory,
+  prepareSplitReport,
   type SplitReportFiles,
   type SplitReportOptions,
+  type SplitReportResult,
   writeSplitReport,
 } from './split-report.js';
 export {
@@ -38,3 +45,14 @@ export {
   wasmThreadsCount,
 } from './wasm-threads.js';
 export { type NodeWebGpuAdapter, nodeWebGpuAdapter, releaseNodeWebGpu } from './webgpu.js';
+export {
+  assertLexnames,
+  installedWordNetDirectory,
+  type LabelledDocument,
+  loadLabelledCorpus,
+  loadWordNetGlosses,
+  parseLabelledCorpus,
+  parseWordNetData,
+  WORDNET_LEXNAMES,
+  type WordNetOptions,
+} from './wordnet.js';

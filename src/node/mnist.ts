@@ -64,6 +64,8 @@ export type MnistSplit = 'train' | 'test';
 export interface LoadMnistOptions extends ImageDatasetOptions {
   /** The split to load. */
   split: MnistSplit;
+  /** The classes the labels may take, `[0, numClasses)`. Default 10. */
+  numClasses?: number;
   /**
    * A folder with the standard files (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
    * `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`), raw or `.gz`, or with a dot before
@@ -121,7 +123,9 @@ export function loadMnist(options: LoadMnistOptions): ImageDataset {
   }
   const imagesFile = findFile(dir, options.split, 'images');
   const labelsFile = findFile(dir, options.split, 'labels');
-  return imageDatasetFromIdx(readIdxFile(imagesFile), readIdxFile(labelsFile), options, {
+  // MNIST-layout datasets (MNIST, Fashion-MNIST, KMNIST) declare ten classes.
+  const withClasses = { numClasses: 10, ...options };
+  return imageDatasetFromIdx(readIdxFile(imagesFile), readIdxFile(labelsFile), withClasses, {
     images: imagesFile,
     labels: labelsFile,
   });

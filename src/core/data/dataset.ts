@@ -13,6 +13,11 @@ export interface ImageDatasetOptions {
   limit?: number;
   /** When given, the images must be `[rows, cols]`, e.g. `[28, 28]` for MNIST. */
   imageSize?: readonly [rows: number, cols: number];
+  /**
+   * The classes the labels may take, `[0, numClasses)`; a label outside is an error naming the
+   * example. MNIST loaders pass 10. Without it, labels are not range-checked.
+   */
+  numClasses?: number;
 }
 
 /** Images and labels in the MNIST layout, ready for training. */
@@ -65,7 +70,12 @@ export function imageDatasetFromIdx(
   options: ImageDatasetOptions = {},
   names: { images: string; labels: string } = { images: 'the images', labels: 'the labels' },
 ): ImageDataset {
-  const { range = [0, 1], limit, imageSize } = options;
+  const { range = [0, 1], limit, imageSize, numClasses } = options;
+  if (numClasses !== undefined && (!Number.isInteger(numClasses) || numClasses < 1)) {
+    throw new GradientRoutingError(
+      `gradient-routing: numClasses must be a positive integer, got ${numClasses}; pass the number of classes the labels declare (10 for MNIST).`,
+    );
+  }
   if (images.type !== 'uint8' || images.dims.length !== 3) {
     throw new GradientRoutingError(
       `gradient-routing: ${names.images} must be 3-dimensional uint8 [count, rows, cols], got ${images.type} [${images.dims.join(', ')}]; pass the images file, not the labels.`,
@@ -93,6 +103,20 @@ export function imageDatasetFromIdx(
     );
   }
   const count = Math.min(total, limit ?? total);
+  if (numClasses !== undefined) {
+    // Checked over the whole file, not just the kept examples: a bad label means a bad file.
+    const values = labels.data;
+    for (let i = 0; i < values.length; i++) {
+      const label = values[i]!;
+      if (label >= numClasses) {
+        throw new GradientRoutingError(
+          `gradient-routing: ${names.labels} has label ${label} at example ${i}, but the dataset declares ${numClasses} classes [0, ${numClasses}); fix or drop that example, or pass the right numClasses.`,
+          'invalid-label',
+          label,
+        );
+      }
+    }
+  }
   const table = pixelTable(range);
   const pixels = images.data;
   const scaled = new Float32Array(count * rows * cols);

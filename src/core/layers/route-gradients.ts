@@ -136,6 +136,18 @@ export class RouteGradients extends tfl.layers.Layer {
 
 tf.serialization.registerClass(RouteGradients);
 
+/**
+ * Creates a {@link RouteGradients} layer, in the style of tfjs-layers' `tf.layers.dense(args)`.
+ *
+ * @example
+ * ```ts
+ * const routed = routeGradientsLayer({ regions: [0, 16] }).apply(hidden) as tfl.SymbolicTensor;
+ * ```
+ */
+export function routeGradientsLayer(args: RouteGradientsArgs = {}): RouteGradients {
+  return new RouteGradients(args);
+}
+
 function isShapeList(shape: tfl.Shape | tfl.Shape[]): shape is tfl.Shape[] {
   return Array.isArray(shape[0]);
 }

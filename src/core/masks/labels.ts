@@ -1,7 +1,6 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
 import { type Region, regionMaskValues } from './regions.js';
-import { validateSoftValues } from './soft.js';
+import { validateMaskValues } from './soft.js';
 
 /**
  * What happens to an example whose label is in no route: `'error'` throws naming the label,
@@ -17,7 +16,7 @@ export interface LabelRoute {
   readonly region: Region | readonly Region[];
 }
 
-/** Options of {@link compileLabelRoutes} and the builders that use it. */
+/** Options of {@link labelRule} and the routes it compiles. */
 export interface LabelRouteOptions {
   /** Policy for labels in no route; `'error'` by default, so a forgotten label is loud. */
   unrouted?: UnroutedPolicy;
@@ -96,6 +95,12 @@ export function compileLabelRoutes(
       routeOf.set(label, index);
     }
   });
+  if (routeOf.size === 0 && options.numClasses === undefined) {
+    throw new GradientRoutingError(
+      'gradient-routing: every route has an empty label list; give each route the labels whose ' +
+        'examples it routes, e.g. { labels: [0, 1], region: [0, 16] }.',
+    );
+  }
   const numClasses = options.numClasses ?? Math.max(-1, ...routeOf.keys()) + 1;
   assertCount(numClasses, 'numClasses');
   const rowOfLabel = new Int32Array(numClasses).fill(-1);
@@ -125,7 +130,10 @@ export function compileLabelRoutes(
  * Checks a hand-made {@link RouteTableSpec} (rows of equal length with weights in [0, 1], row
  * indices in range) and returns the mask size `D`.
  */
-export function validateRouteTableSpec(spec: RouteTableSpec): number {
+export function validateRouteTableSpec(
+  spec: RouteTableSpec,
+  range: readonly [min: number, max: number] = [0, 1],
+): number {
   assertPolicy(spec.unrouted);
   const size = spec.rows[0]?.length ?? 0;
   assertCount(size, 'the length of the table rows');
@@ -136,7 +144,7 @@ export function validateRouteTableSpec(spec: RouteTableSpec): number {
           'give every row the same length.',
       );
     }
-    validateSoftValues(row, `table row ${i}`);
+    validateMaskValues(row, `table row ${i}`, range);
   });
   assertCount(spec.rowOfLabel.length, 'numClasses (the length of rowOfLabel)');
   const rowCount = spec.rows.length;
@@ -155,27 +163,44 @@ export function validateRouteTableSpec(spec: RouteTableSpec): number {
   return size;
 }
 
+/** Where flat label `index` sits: `example 3` for `[B]` labels, `example 3, token 5` for `[B, T]`. */
+function labelPosition(index: number, shape: readonly number[] | undefined): string {
+  if (shape === undefined || shape.length < 2) return `example ${index}`;
+  const perExample = shape.slice(1).reduce((a, b) => a * b, 1);
+  return `example ${Math.floor(index / perExample)}, token ${index % perExample}`;
+}
+
 /**
  * Maps host labels to table rows, validating each one. Pure: no tensors are created.
- * @throws On a non-integer label, one outside `[0, numClasses)`, or (policy `'error'`) one in no
- *   route; the message names the label and the example.
+ * @param shape - The labels' shape, when they came from a tensor (names tokens in messages).
+ * @throws {@link GradientRoutingError} (`invalid-label`, the label as `value`) on a non-integer
+ *   label, one outside `[0, numClasses)`, or (policy `'error'`) one in no route; the message names
+ *   the example, the label and the fix.
  */
-export function labelRows(spec: RouteTableSpec, labels: ArrayLike<number>): Int32Array {
+export function labelRows(
+  spec: RouteTableSpec,
+  labels: ArrayLike<number>,
+  shape?: readonly number[],
+): Int32Array {
   const numClasses = spec.rowOfLabel.length;
   return Int32Array.from({ length: labels.length }, (_, example) => {
     const label = labels[example]!;
     if (!Number.isInteger(label) || label < 0 || label >= numClasses) {
       throw new GradientRoutingError(
-        `gradient-routing: example ${example} has label ${label}, but labels must be integers in ` +
+        `gradient-routing: ${labelPosition(example, shape)} has label ${label}, but labels must be integers in ` +
           `[0, ${numClasses}); fix the label or pass a larger numClasses.`,
+        'invalid-label',
+        label,
       );
     }
     const row = spec.rowOfLabel[label]!;
     if (row >= 0) return row;
     if (spec.unrouted === 'error') {
       throw new GradientRoutingError(
-        `gradient-routing: label ${label} (example ${example}) is in no route; add it to a ` +
+        `gradient-routing: label ${label} (${labelPosition(example, shape)}) is in no route; add it to a ` +
           "route's labels, or pass unrouted: 'full' or 'none' to say what its examples may update.",
+        'invalid-label',
+        label,
       );
     }
     return spec.unroutedRow;
@@ -194,49 +219,12 @@ export function stackRows(
 }
 
 /**
- * Per-example masks `[B, D]` (row-major) from labels, built on the host. Pure: no tensors.
- * `labelRouteTable` builds the same masks on device, cheaply enough for every step.
- */
-export function labelMaskValues(
-  labels: ArrayLike<number>,
-  size: number,
-  routes: readonly LabelRoute[],
-  options: LabelRouteOptions = {},
-): Float32Array {
-  const spec = compileLabelRoutes(size, routes, options);
-  return stackRows(spec.rows, labelRows(spec, labels), size);
-}
-
-/**
- * Per-example masks `[B, D]` from labels: example `b` may update only its label's region.
- *
- * @example
- * ```ts
- * const routes = [
- *   { labels: [0, 1, 2, 3, 4], region: [0, 16] },
- *   { labels: [5, 6, 7, 8, 9], region: [16, 32] },
- * ] as const;
- * const mask = labelMask([3, 7], 32, routes); // row 0 is 1 on dims 0..15, row 1 on 16..31
- * routeGradients(latent, mask);
- * ```
- */
-export function labelMask(
-  labels: ArrayLike<number>,
-  size: number,
-  routes: readonly LabelRoute[],
-  options: LabelRouteOptions = {},
-): tf.Tensor2D {
-  const values = labelMaskValues(labels, size, routes, options);
-  return tf.tensor2d(values, [labels.length, size], 'float32');
-}
-
-/**
  * One block of `blockSize` dims per class: class `c` routes to `[c * blockSize, (c+1) * blockSize)`,
  * so the masks need `size >= numClasses * blockSize`.
  *
  * @example
  * ```ts
- * const table = labelRouteTable(10 * 4, classBlockRoutes(10, 4)); // digit c owns dims 4c..4c+3
+ * const rule = labelRule(10 * 4, classBlockRoutes(10, 4)); // digit c owns dims 4c..4c+3
  * ```
  */
 export function classBlockRoutes(numClasses: number, blockSize: number): LabelRoute[] {

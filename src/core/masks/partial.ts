@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
+import type { RoutingRule } from '../routing/points.js';
 import { seededPermutation, seededRandom } from '../util/random.js';
 
 // Partial routing, the paper's limited-oversight setting: only overseen examples (those whose
@@ -37,96 +38,57 @@ export function sampleOversight(numExamples: number, fraction: number, seed: num
   return flags;
 }
 
-/**
- * The routed flag of each example of a batch. Without `indices`, `oversight` already holds one
- * flag per batch example; with them, batch example `b` is dataset example `indices[b]`.
- */
-function batchFlags(
-  oversight: ArrayLike<number | boolean>,
-  indices: ArrayLike<number> | undefined,
-  batchSize: number,
-): Uint8Array {
-  const count = indices?.length ?? oversight.length;
-  if (count !== batchSize) {
-    throw new GradientRoutingError(
-      `gradient-routing: the masks hold ${batchSize} examples but ${count} ` +
-        `${indices ? 'dataset indices' : 'oversight flags'} were given; give one per example.`,
-    );
-  }
-  return Uint8Array.from({ length: batchSize }, (_, b) => {
-    const index = indices ? indices[b]! : b;
-    if (!Number.isInteger(index) || index < 0 || index >= oversight.length) {
-      throw new GradientRoutingError(
-        `gradient-routing: dataset index ${index} (batch example ${b}) is outside the oversight ` +
-          `flags [0, ${oversight.length}); sample the flags for the whole dataset.`,
-      );
-    }
-    return oversight[index] ? 1 : 0;
-  });
-}
-
-function batchSizeOf(shape: readonly number[]): number {
-  const size = shape[0];
-  if (shape.length < 2 || size === undefined) {
-    throw new GradientRoutingError(
-      `gradient-routing: partial routing needs per-example masks [B, ...], got shape [${shape}]; ` +
-        'build them with labelMask or RouteTable.masksFor.',
-    );
-  }
-  return size;
+/** A rule that owns tensors, freed by `dispose`. */
+export interface DisposableRule extends RoutingRule {
+  /** Frees the rule's own tensors (not those of the rules it wraps). Safe to call twice. */
+  dispose(): void;
 }
 
 /**
- * Partial routing on host masks: rows of unrouted examples become all ones. Pure: no tensors.
- * @param masks - Row-major `[B, D]` values; a new array is returned.
- * @param oversight - Routed flags, per batch example or (with `indices`) per dataset example.
- * @param indices - The dataset index of each batch example.
- */
-export function applyOversightValues(
-  masks: Float32Array,
-  size: number,
-  oversight: ArrayLike<number | boolean>,
-  indices?: ArrayLike<number>,
-): Float32Array {
-  if (!Number.isInteger(size) || size <= 0 || masks.length % size !== 0) {
-    throw new GradientRoutingError(
-      `gradient-routing: ${masks.length} mask values do not form rows of size ${size}; ` +
-        'pass the feature size D of the [B, D] masks.',
-    );
-  }
-  const flags = batchFlags(oversight, indices, masks.length / size);
-  const out = Float32Array.from(masks);
-  flags.forEach((routed, b) => {
-    if (!routed) out.fill(1, b * size, (b + 1) * size);
-  });
-  return out;
-}
-
-/**
- * Partial routing: keeps the masks of routed examples and gives the others the full gradient
- * (a mask of ones). The flags are host data, uploaded as one `[B]` tensor.
- *
- * @param masks - Per-example masks `[B, ...]` (e.g. from `RouteTable.masksFor`).
- * @param oversight - Routed flags, per batch example or (with `indices`) per dataset example,
- *   as returned by {@link sampleOversight}.
- * @param indices - The dataset index of each batch example.
- * @returns A new float32 tensor of the masks' shape.
+ * Partial oversight, the paper's limited-label setting: only the overseen examples (those whose
+ * label is trusted) follow `rule`; every other example gets a mask of ones (the full gradient).
+ * Reads `batch.indices`, the dataset index of each example; sample the flags once per dataset with
+ * {@link sampleOversight}. The flags live on device, so a batch's masks cost no host sync.
  *
  * @example
  * ```ts
- * const overseen = sampleOversight(train.size, 0.25, seed);        // once
- * const masks = applyOversight(table.masksFor(labels), overseen, batchIndices); // per step
+ * const overseen = sampleOversight(60000, 0.25, 0);   // a fixed quarter of the data
+ * const plan = { latent: oversightRule(labelRule(32, routes), overseen) };
  * ```
  */
-export function applyOversight<T extends tf.Tensor>(
-  masks: T,
-  oversight: ArrayLike<number | boolean>,
-  indices?: ArrayLike<number>,
-): T {
-  const flags = batchFlags(oversight, indices, batchSizeOf(masks.shape));
-  return tf.tidy(() => {
-    const routedShape = [flags.length, ...masks.shape.slice(1).map(() => 1)];
-    const routed = tf.tensor(flags, routedShape, 'bool');
-    return tf.where(routed, tf.cast(masks, 'float32'), tf.ones(masks.shape, 'float32'));
-  }) as T;
+export function oversightRule(
+  rule: RoutingRule,
+  overseen: ArrayLike<number | boolean>,
+): DisposableRule {
+  const flags = tf.keep(
+    tf.tensor1d(
+      Int32Array.from({ length: overseen.length }, (_, i) => (overseen[i] ? 1 : 0)),
+      'int32',
+    ),
+  );
+  const description = `oversight of ${overseen.length} examples over ${rule.description}`;
+  return {
+    description,
+    ...(rule.range === undefined ? {} : { range: rule.range }),
+    masks(batch, activation) {
+      if (batch.indices === undefined) {
+        throw new GradientRoutingError(
+          `the rule '${description}' reads batch.indices (each example's dataset index), which is missing.`,
+        );
+      }
+      if (flags.isDisposed) {
+        throw new GradientRoutingError('this oversight rule was disposed.', 'disposed');
+      }
+      const indices = batch.indices;
+      return tf.tidy(() => {
+        const masks = tf.cast(rule.masks(batch, activation), 'float32');
+        const routed = tf.gather(flags, indices);
+        const shape = [indices.shape[0], ...masks.shape.slice(1).map(() => 1)];
+        return tf.where(tf.cast(tf.reshape(routed, shape), 'bool'), masks, tf.onesLike(masks));
+      });
+    },
+    dispose() {
+      if (!flags.isDisposed) flags.dispose();
+    },
+  };
 }

@@ -4,17 +4,27 @@ import type { NestedNumbers } from '../routing/route.js';
 import { formatShape, nestedArrayShape } from '../routing/shapes.js';
 
 /**
- * Throws unless every value is a number in `[0, 1]`. A NaN weight would turn a blocked
- * gradient into NaN, and a weight above 1 would amplify it, so both are rejected early.
+ * Throws unless every value is a number in `range` (`[0, 1]` unless given). A NaN weight would
+ * turn a blocked gradient into NaN, and a weight above 1 would amplify it, so both are rejected
+ * early.
  * @param what - How the error message names the array, e.g. `'mask'` or `'table row 3'`.
  */
-export function validateSoftValues(values: ArrayLike<number>, what = 'mask'): void {
+export function validateMaskValues(
+  values: ArrayLike<number>,
+  what = 'mask',
+  range: readonly [min: number, max: number] = [0, 1],
+): void {
+  const [min, max] = range;
   for (let i = 0; i < values.length; i++) {
     const value = values[i]!;
-    if (!(value >= 0 && value <= 1)) {
+    if (!(value >= min && value <= max)) {
+      const meaning =
+        min === 0 && max === 1 ? ' (0 blocks the gradient, 1 lets it through)' : ' (as declared)';
       throw new GradientRoutingError(
         `gradient-routing: ${what} has weight ${value} at flat index ${i}; mask weights must be ` +
-          'numbers in [0, 1] (0 blocks the gradient, 1 lets it through). Clip or fix that value.',
+          `numbers in [${min}, ${max}]${meaning}. Clip or fix that value.`,
+        'invalid-mask',
+        value,
       );
     }
   }
@@ -22,7 +32,7 @@ export function validateSoftValues(values: ArrayLike<number>, what = 'mask'): vo
 
 /** A validated float32 copy of `values`. Pure: no tensors are created. */
 export function softMaskValues(values: ArrayLike<number>): Float32Array {
-  validateSoftValues(values);
+  validateMaskValues(values);
   return Float32Array.from(values);
 }
 
@@ -41,12 +51,12 @@ export function softMask(values: NestedNumbers[]): tf.Tensor {
 }
 
 /**
- * Checks a mask tensor's weights like {@link validateSoftValues}. This reads the tensor back to
+ * Checks a mask tensor's weights like {@link validateMaskValues}. This reads the tensor back to
  * the host (a sync), which is why the tensor combinators below do not do it for you: call it
  * once on masks from outside this library, not every training step.
  */
 export function assertSoftMask(mask: tf.Tensor): void {
-  validateSoftValues(mask.dataSync() as ArrayLike<number>);
+  validateMaskValues(mask.dataSync() as ArrayLike<number>);
 }
 
 function assertSameLength(a: ArrayLike<number>, b: ArrayLike<number>, op: string): void {
@@ -60,7 +70,7 @@ function assertSameLength(a: ArrayLike<number>, b: ArrayLike<number>, op: string
 
 /** `1 - m`: the weights a mask withholds. Pure; validates `values`. */
 export function maskComplementValues(values: ArrayLike<number>): Float32Array {
-  validateSoftValues(values);
+  validateMaskValues(values);
   return Float32Array.from(values, (value) => 1 - value);
 }
 
@@ -71,8 +81,8 @@ function combineValues(
   pick: (x: number, y: number) => number,
 ): Float32Array {
   assertSameLength(a, b, op);
-  validateSoftValues(a, 'first mask');
-  validateSoftValues(b, 'second mask');
+  validateMaskValues(a, 'first mask');
+  validateMaskValues(b, 'second mask');
   return Float32Array.from(a, (value, i) => pick(value, b[i]!));
 }
 

@@ -63,7 +63,7 @@ export interface ProbeOptions {
 }
 
 /** One probed slice: its per-label test errors and split ratio. */
-export interface SliceProbe extends SplitRatio {
+export interface SliceReport extends SplitRatio {
   /** The slice `[start, end)`. */
   region: Region;
   /** The group it should encode. */
@@ -75,7 +75,7 @@ export interface SliceProbe extends SplitRatio {
 /** What {@link probeLatentSlices} finds. */
 export interface ProbeResult {
   /** One entry per slice, in the order given. */
-  slices: SliceProbe[];
+  slices: SliceReport[];
 }
 
 function positiveInteger(value: number, name: string): number {
@@ -238,7 +238,7 @@ export async function probeLatentSlices(options: ProbeOptions): Promise<ProbeRes
   try {
     const latentSize = zTrain.shape[1];
     for (const slice of slices) validateRegions(latentSize, [slice]);
-    const results: SliceProbe[] = [];
+    const results: SliceReport[] = [];
     for (const [s, region] of slices.entries()) {
       const perLabelMae = await trainAndEvaluate(
         s,

@@ -25,6 +25,70 @@ export function exactMaskProduct(values: tf.Tensor, mask: tf.Tensor): tf.Tensor 
   );
 }
 
+/** The range mask values must lie in when validation is on. */
+export type MaskRange = readonly [min: number, max: number];
+
+let validating = false;
+
+/**
+ * Turns mask validation on or off for the whole process (off by default). When on,
+ * {@link routeGradients} and {@link gateForward} read every mask back to the host and throw on
+ * NaN or a value outside its range (`[0, 1]` unless the caller declares a wider one), and label
+ * rules check tensor labels each batch. Each check is a device sync: cheap on cpu and wasm,
+ * a pipeline stall on WebGPU. Turn it on in tests and while developing; the library's tests and
+ * examples run with it on.
+ *
+ * @returns Whether validation was on before the call, to restore it later.
+ *
+ * @example
+ * ```ts
+ * setMaskValidation(true);
+ * routeGradients(x, tf.tensor1d([1, Number.NaN])); // throws: mask has weight NaN at flat index 1
+ * ```
+ */
+export function setMaskValidation(enabled: boolean): boolean {
+  const previous = validating;
+  validating = enabled;
+  return previous;
+}
+
+/** Whether mask validation is on (see {@link setMaskValidation}). */
+export function maskValidationEnabled(): boolean {
+  return validating;
+}
+
+/**
+ * Throws unless every value of `mask` is a number in `range`. Reads the tensor back (a sync).
+ * @param what - How the message names the mask.
+ */
+export function checkMaskTensor(mask: tf.Tensor, range: MaskRange = [0, 1], what = 'mask'): void {
+  assertLiveTensor(mask, what);
+  const values = mask.dataSync() as ArrayLike<number>;
+  const [min, max] = range;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i]!;
+    if (!(value >= min && value <= max)) {
+      throw new GradientRoutingError(
+        `${what} has weight ${value} at flat index ${i}; mask weights must be numbers in ` +
+          `[${min}, ${max}] (0 blocks the gradient, 1 lets it through). Clip or fix that value.`,
+        'invalid-mask',
+        value,
+      );
+    }
+  }
+}
+
+/** Throws a clear error for a disposed tensor instead of tfjs's `reading 'backend'` one. */
+function assertLiveTensor(t: tf.Tensor, what: string): void {
+  if (t.isDisposed) {
+    throw new GradientRoutingError(
+      `the ${what} tensor was disposed before use; keep it alive until the step is done ` +
+        '(build it inside the same tf.tidy, or dispose it after the loss).',
+      'disposed',
+    );
+  }
+}
+
 const MASK_DTYPES: readonly tf.DataType[] = ['float32', 'int32', 'bool'];
 
 function assertMaskDtype(mask: tf.Tensor): void {
@@ -51,7 +115,13 @@ function offTape(build: () => tf.Tensor): tf.Tensor {
  * Resolves a {@link MaskInput} into a float32 tensor. Call inside `tf.tidy`: tensors it creates
  * are left to the tidy, and tensors it did not create (the caller's mask) are never disposed.
  */
-function resolveMask(x: tf.Tensor, mask: MaskInput): tf.Tensor {
+function resolveMask(x: tf.Tensor, mask: MaskInput, range: MaskRange | undefined): tf.Tensor {
+  const resolved = resolveUnchecked(x, mask);
+  if (validating) checkMaskTensor(resolved, range);
+  return resolved;
+}
+
+function resolveUnchecked(x: tf.Tensor, mask: MaskInput): tf.Tensor {
   if (typeof mask === 'function') {
     return offTape(() => {
       const built = mask(x);
@@ -68,6 +138,7 @@ function resolveMask(x: tf.Tensor, mask: MaskInput): tf.Tensor {
     });
   }
   if (mask instanceof tf.Tensor) {
+    assertLiveTensor(mask, 'mask');
     assertMaskDtype(mask);
     assertBroadcastsTo(mask.shape, x.shape);
     return mask.dtype === 'float32' ? mask : tf.cast(mask, 'float32');
@@ -88,6 +159,7 @@ function assertFloat(x: tf.Tensor, op: string): void {
       `gradient-routing: ${op} needs a tf.Tensor, got ${typeof x}. Wrap the values with tf.tensor(...).`,
     );
   }
+  assertLiveTensor(x, `input of ${op}`);
   if (x.dtype !== 'float32') {
     throw new GradientRoutingError(
       `gradient-routing: ${op} needs a float32 tensor, got ${x.dtype}. Cast it first with tf.cast(x, 'float32').`,
@@ -139,12 +211,26 @@ const gateOp = maskedGradientOp(exactMaskProduct);
  * const routed = routeGradients(latent, mask);
  * ```
  */
-export function routeGradients<T extends tf.Tensor>(x: T, mask: MaskInput): T {
+export function routeGradients<T extends tf.Tensor>(
+  x: T,
+  mask: MaskInput,
+  options: RouteOptions = {},
+): T {
   assertFloat(x, 'routeGradients');
   return tf.tidy(() => {
     // Resolved tensors made here are disposed by the tidy; the op saves its own copy for backward.
-    return routeOp(x, resolveMask(x, mask)) as T;
+    return routeOp(x, resolveMask(x, mask, options.range)) as T;
   });
+}
+
+/** Options of {@link routeGradients} and {@link gateForward}. */
+export interface RouteOptions {
+  /**
+   * The range the mask's values are declared to lie in, checked when mask validation is on
+   * (see {@link setMaskValidation}). Default `[0, 1]`; widen it only on purpose (a negative
+   * weight reverses the gradient).
+   */
+  range?: MaskRange;
 }
 
 const stopOp = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
@@ -166,9 +252,13 @@ export function stopGradient<T extends tf.Tensor>(x: T): T {
  * pass; both directions give exact +0 where `keep` is 0, even for NaN or infinite values.
  * {@link ablate} is this op with a feature-region mask; use it directly for other masks.
  */
-export function gateForward<T extends tf.Tensor>(x: T, keep: MaskInput): T {
+export function gateForward<T extends tf.Tensor>(
+  x: T,
+  keep: MaskInput,
+  options: RouteOptions = {},
+): T {
   assertFloat(x, 'gateForward');
   return tf.tidy(() => {
-    return gateOp(x, resolveMask(x, keep)) as T;
+    return gateOp(x, resolveMask(x, keep, options.range)) as T;
   });
 }

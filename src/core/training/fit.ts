@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { GradientRoutingError } from '../errors.js';
-import type { RoutedAutoencoder, RoutedStepOptions } from '../models/autoencoder.js';
+import { assertInteger, GradientRoutingError } from '../errors.js';
 import { seededPermutation, seededRandom } from '../util/random.js';
 
 /** Where training is, passed to {@link FitOptions.onProgress}. */
@@ -25,8 +24,18 @@ export interface LossPoint {
   loss: number;
 }
 
-/** Options of {@link fitRoutedAutoencoder}. */
-export interface FitOptions extends RoutedStepOptions {
+/** One minibatch, as {@link fit} hands it to the loss function. */
+export interface TrainingBatch {
+  /** The batch's inputs: rows of the training inputs. */
+  x: tf.Tensor;
+  /** The batch's labels: rows of the training labels (per example or per token). */
+  labels: tf.Tensor;
+  /** The dataset index of each example, int32 `[B]` (what oversight rules read). */
+  indices: tf.Tensor1D;
+}
+
+/** Options of {@link fit}. */
+export interface FitOptions {
   epochs: number;
   batchSize: number;
   /** Seed of the per-epoch shuffles. Default 0. */
@@ -36,80 +45,115 @@ export interface FitOptions extends RoutedStepOptions {
    * device sync, which costs nothing on cpu and wasm but stalls a GPU pipeline. Default 10.
    */
   lossEvery?: number;
+  /**
+   * Smallest batch worth a step: a final batch with fewer examples is skipped (the correlation
+   * penalty needs two). Default 2.
+   */
+  minBatch?: number;
+  /**
+   * Stop with a `diverged` error when a read loss exceeds this many times the first one (or is
+   * not finite). Default 1000; `Infinity` checks only for NaN and ±Infinity.
+   */
+  divergenceFactor?: number;
   /** Called after every step. */
   onProgress?: (progress: FitProgress) => void;
+  /**
+   * Checks the training labels once, before the first step; e.g. a label rule's
+   * `rule.checkLabels`, so that a label in no route stops training with an error naming the
+   * example instead of silently training nothing.
+   */
+  checkLabels?: (labels: tf.Tensor) => Promise<void> | void;
 }
 
-/** What {@link fitRoutedAutoencoder} returns. */
+/** What {@link fit} returns. */
 export interface FitResult {
   losses: LossPoint[];
   steps: number;
 }
 
-function positiveInteger(value: number, name: string): void {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new GradientRoutingError(
-      `gradient-routing: ${name} must be a positive integer, got ${value}. Pass a whole number >= 1.`,
-    );
-  }
+/** The training data of {@link fit}: inputs and labels with the same first axis. */
+export interface TrainingData {
+  x: tf.Tensor;
+  labels: tf.Tensor;
 }
 
 /**
- * Trains a {@link RoutedAutoencoder} with minibatches, shuffled each epoch from one seed.
- * Batches are gathered on the device; the loss is read only every `lossEvery` steps.
- * A final batch of a single example is skipped: the correlation penalty needs two.
+ * Trains `variables` to minimise `loss` over minibatches, shuffled each epoch from one seed.
+ * Batches are gathered on the device; the loss is read only every `lossEvery` steps (and is then
+ * checked for divergence). Works for any model: the loss function runs the model, usually with a
+ * routing plan through `forwardContext`.
  *
- * @param x - All training inputs `[N, inputDim]`.
- * @param labels - Their integer labels `[N]` (int32).
+ * @param loss - The loss of a batch, a scalar; called inside the optimiser's tape.
+ * @throws {@link GradientRoutingError} on bad options or data shapes (before training), and with
+ *   code `diverged` when the loss becomes NaN or explodes.
  *
  * @example
  * ```ts
- * const { losses } = await fitRoutedAutoencoder(model, torchAdam({ weightDecay: 5e-5 }), x, y, {
- *   epochs: 2, batchSize: 256, onProgress: (p) => console.log(p.epoch, p.step, p.loss),
- * });
+ * const objective = splitObjective({ routes }, 32);
+ * const { losses } = await fit(
+ *   (batch) => objective.loss(model, batch.x as tf.Tensor2D, batch.labels as tf.Tensor1D).total,
+ *   model.trainableVariables, torchAdam({ weightDecay: 5e-5 }), { x, labels },
+ *   { epochs: 2, batchSize: 256 },
+ * );
  * ```
  */
-export async function fitRoutedAutoencoder(
-  model: RoutedAutoencoder,
+export async function fit(
+  loss: (batch: TrainingBatch) => tf.Scalar,
+  variables: tf.Variable[],
   optimizer: tf.Optimizer,
-  x: tf.Tensor2D,
-  labels: tf.Tensor1D,
+  data: TrainingData,
   options: FitOptions,
 ): Promise<FitResult> {
-  const { epochs, batchSize, seed = 0, lossEvery = 10, onProgress } = options;
-  positiveInteger(epochs, 'epochs');
-  positiveInteger(batchSize, 'batchSize');
-  positiveInteger(lossEvery, 'lossEvery');
-  const count = x.shape[0];
-  if (labels.shape[0] !== count || labels.rank !== 1) {
+  const { epochs, batchSize, seed = 0, lossEvery = 10, minBatch = 2, onProgress } = options;
+  const divergenceFactor = options.divergenceFactor ?? 1000;
+  assertInteger(epochs, 'epochs');
+  assertInteger(batchSize, 'batchSize');
+  assertInteger(lossEvery, 'lossEvery');
+  assertInteger(minBatch, 'minBatch');
+  const count = data.x.shape[0] ?? 0;
+  if (data.labels.shape[0] !== count || count === 0) {
     throw new GradientRoutingError(
-      `gradient-routing: got ${count} training examples but labels of shape [${labels.shape}]; give one label per example.`,
+      `got ${count} training examples but labels of shape [${data.labels.shape}]; give one label ` +
+        '(or one row of token labels) per example, and at least one example.',
     );
   }
+  await options.checkLabels?.(data.labels);
   const random = seededRandom(seed);
-  const stepsPerEpoch = Math.ceil(count / batchSize) - (count % batchSize === 1 ? 1 : 0);
+  const remainder = count % batchSize;
+  const stepsPerEpoch =
+    Math.ceil(count / batchSize) - (remainder > 0 && remainder < minBatch ? 1 : 0);
+  if (stepsPerEpoch < 1) {
+    throw new GradientRoutingError(
+      `${count} training examples make no batch of at least ${minBatch}; give more examples.`,
+    );
+  }
   const losses: LossPoint[] = [];
   let totalSteps = 0;
+  let firstLoss: number | undefined;
   for (let epoch = 1; epoch <= epochs; epoch++) {
     const order = tf.tensor1d(seededPermutation(count, random), 'int32');
     try {
       for (let step = 1; step <= stepsPerEpoch; step++) {
         const start = (step - 1) * batchSize;
         const size = Math.min(batchSize, count - start);
-        const loss = tf.tidy(() => {
+        const stepLoss = tf.tidy(() => {
           const indices = tf.slice(order, start, size);
-          return model.trainStep(
-            optimizer,
-            tf.gather(x, indices),
-            tf.gather(labels, indices),
-            options,
-          );
+          const batch = {
+            x: tf.gather(data.x, indices),
+            labels: tf.gather(data.labels, indices),
+            indices,
+          };
+          return trainStep(optimizer, () => loss(batch), variables);
         });
         totalSteps += 1;
         const read = totalSteps % lossEvery === 0 || step === stepsPerEpoch;
-        const value = read ? (await loss.data())[0]! : undefined;
-        loss.dispose();
-        if (value !== undefined) losses.push({ step: totalSteps, epoch, loss: value });
+        const value = read ? (await stepLoss.data())[0]! : undefined;
+        stepLoss.dispose();
+        if (value !== undefined) {
+          firstLoss ??= value;
+          assertNotDiverged(value, firstLoss, divergenceFactor, totalSteps);
+          losses.push({ step: totalSteps, epoch, loss: value });
+        }
         onProgress?.({
           epoch,
           epochs,
@@ -124,4 +168,29 @@ export async function fitRoutedAutoencoder(
     }
   }
   return { losses, steps: totalSteps };
+}
+
+/**
+ * One optimisation step: minimises `loss` over `variables` and returns the loss as a scalar
+ * tensor (the caller disposes it). Nothing is read back from the device.
+ */
+export function trainStep(
+  optimizer: tf.Optimizer,
+  loss: () => tf.Scalar,
+  variables: tf.Variable[],
+): tf.Scalar {
+  const value = optimizer.minimize(loss, true, variables);
+  if (value === null) throw new GradientRoutingError('the optimizer returned no loss.');
+  return value;
+}
+
+function assertNotDiverged(loss: number, first: number, factor: number, step: number): void {
+  if (!Number.isFinite(loss) || Math.abs(loss) > factor * Math.max(Math.abs(first), 1e-12)) {
+    throw new GradientRoutingError(
+      `training diverged at step ${step}: the loss is ${loss} (the first was ${first}); ` +
+        'lower the learning rate, or check the data for NaN or unscaled values.',
+      'diverged',
+      loss,
+    );
+  }
 }

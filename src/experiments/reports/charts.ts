@@ -84,6 +84,8 @@ function seriesColor(names: readonly string[], options: ChartOptions): Record<st
     type: 'nominal',
     sort: names,
     title: options.seriesTitle ?? 'series',
+    // Vega-Lite cuts legend labels at 160 px by default ("low half (certific…").
+    legend: { labelLimit: 0 },
     scale: colors ? { domain: names, range: colors } : { domain: names },
   };
 }

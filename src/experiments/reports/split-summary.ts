@@ -1,5 +1,5 @@
-import { formatSeriesTable } from './reports/table.js';
-import type { SplitExperimentResult } from './split.js';
+import type { SplitExperimentResult } from '../split.js';
+import { formatSeriesTable } from './table.js';
 
 /** How the run was made, recorded beside its numbers. */
 export interface RunInfo {
@@ -67,7 +67,7 @@ export function summarizeSplitExperiment(
     backend: run.backend,
     wallSeconds: run.wallSeconds,
     trainSeconds: result.trainSeconds,
-    routed: result.config.routed,
+    routed: result.config.objective.routed,
     decoderMae: result.decoderMae,
     halfDecoders,
     splitRatio: headline.splitRatio,
@@ -87,7 +87,7 @@ export function summarizeSplitExperiment(
 export function formatSplitTable(summary: SplitSummary): string {
   const keys = groupKeys(summary.config.partition.length);
   const regionOf = (g: number) => {
-    const width = summary.config.latentDim / keys.length;
+    const width = summary.config.model.latentDim / keys.length;
     return `dims ${g * width}-${(g + 1) * width - 1}`;
   };
   const sources = [

@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
-import { type Region, regionMaskValues } from '../masks/regions.js';
-import { gateForward } from './route.js';
+import { gateForward } from '../routing/route.js';
+import { type Region, regionMaskValues } from './regions.js';
 
 /**
  * Switches a module off: zeroes the given feature regions of `x` (last axis) in the forward

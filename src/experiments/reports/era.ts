@@ -1,0 +1,51 @@
+import type { EraResult, EraRun, EraSummary } from '../era.js';
+import { groupedBarChartSpec, lineChartSpec, type VegaLiteSpec } from './charts.js';
+
+/** `era 50 %`, `control`, `filter 100 %`: how a run is named in tables and charts. */
+export function eraRunName(run: Pick<EraRun, 'method' | 'labelFraction'>): string {
+  return run.method === 'control'
+    ? 'control'
+    : `${run.method} ${Math.round(run.labelFraction * 100)} %`;
+}
+
+/**
+ * Forget and retain loss per method and label fraction, as changes from each run's trained
+ * model (nats/token): retain after − before, forget after − before, forget after the attack −
+ * before. ERA working means a tall forget bar, a short retain bar, and a forget-attacked bar
+ * above the control's.
+ */
+export function eraLossChartSpec(summary: EraSummary): VegaLiteSpec {
+  const runs = summary.runs;
+  return groupedBarChartSpec({
+    title: `ERA on ${summary.config.forget.join(', ')}: loss change from the trained model (${summary.preset})`,
+    labels: runs.map(eraRunName),
+    labelTitle: 'method, share of forget documents labelled',
+    valueTitle: 'Δ loss (nats/token)',
+    seriesTitle: 'loss',
+    barWidth: 14,
+    series: [
+      { name: 'retain after', values: runs.map((r) => r.retain.after - r.retain.before) },
+      { name: 'forget after', values: runs.map((r) => r.forget.after - r.forget.before) },
+      { name: 'forget attacked', values: runs.map((r) => r.forget.attacked - r.forget.before) },
+    ],
+  });
+}
+
+/**
+ * The retraining attack: per run, the lowest forget validation loss over the attack's seeds at
+ * each evaluated step (the envelope whose minimum is reported as `attacked`).
+ */
+export function eraAttackChartSpec(result: EraResult): VegaLiteSpec {
+  return lineChartSpec({
+    title: `Retraining attack: ${result.config.attack.documents} forget documents, ${result.config.attack.seeds} seeds (lowest per step)`,
+    stepTitle: 'attack step',
+    valueTitle: 'forget loss (nats/token)',
+    seriesTitle: 'run',
+    width: 420,
+    curves: result.details.map((d) => ({
+      name: eraRunName(d),
+      steps: d.attackSteps,
+      values: d.attackSteps.map((_, i) => Math.min(...d.attackCurves.map((c) => c[i]!))),
+    })),
+  });
+}

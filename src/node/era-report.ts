@@ -1,0 +1,42 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { type EraResult, type EraSummary, formatEraTable } from '../experiments/era.js';
+import { eraAttackChartSpec, eraLossChartSpec } from '../experiments/reports/era.js';
+import { writeChartPng, writeFileAtomic, writeJson } from './render.js';
+
+/** The files {@link writeEraReport} wrote, by role. */
+export interface EraReportFiles {
+  readonly summary: string;
+  readonly table: string;
+  readonly details: string;
+  readonly lossChart: string;
+  readonly attackChart: string;
+}
+
+/**
+ * Writes an ERA run's report into `outDir` (created if missing): `table.md`, `details.json`
+ * (training curves, losses right after contraction, attack curves, data sizes), `losses.png`,
+ * `attack.png`, and `summary.json` last. Every file is written atomically, so a reader never
+ * sees half a file and a summary.json always comes with its figures.
+ */
+export async function writeEraReport(
+  outDir: string,
+  summary: EraSummary,
+  result: EraResult,
+): Promise<EraReportFiles> {
+  await mkdir(outDir, { recursive: true });
+  const files: EraReportFiles = {
+    summary: path.join(outDir, 'summary.json'),
+    table: path.join(outDir, 'table.md'),
+    details: path.join(outDir, 'details.json'),
+    lossChart: path.join(outDir, 'losses.png'),
+    attackChart: path.join(outDir, 'attack.png'),
+  };
+  // Render first: a missing optional package fails before any file is replaced.
+  await writeChartPng(files.lossChart, eraLossChartSpec(summary), { scale: 2 });
+  await writeChartPng(files.attackChart, eraAttackChartSpec(result), { scale: 2 });
+  await writeFileAtomic(files.table, `${formatEraTable(summary)}\n`);
+  await writeJson(files.details, { data: result.data, runs: result.details });
+  await writeJson(files.summary, summary);
+  return files;
+}

@@ -1,0 +1,60 @@
+// The browser half of the routing op checks: runs routeGradients on one backend and hands the raw
+// bits back to Node, where routing.browser.ts compares them with what they must be.
+import '@tensorflow/tfjs-backend-webgpu';
+import '@tensorflow/tfjs-backend-webgl';
+import * as tf from '@tensorflow/tfjs-core';
+import { type BackendName, routeGradients, selectBackend } from 'gradient-routing';
+import type { RoutingCheckInput, RoutingCheckResult } from './protocol.js';
+
+function bits(values: Float32Array): number[] {
+  return Array.from(new Uint32Array(values.buffer, values.byteOffset, values.length));
+}
+
+async function read(tensor: tf.Tensor): Promise<number[]> {
+  // Asynchronous, as WebGPU requires.
+  return bits((await tensor.data()) as Float32Array);
+}
+
+/** Why a backend cannot run here, or undefined when it can. */
+async function unavailable(backend: BackendName): Promise<string | undefined> {
+  if (backend !== 'webgpu') return undefined;
+  const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+  if (gpu === undefined) return 'this Chromium offers no WebGPU (navigator.gpu is undefined)';
+  return (await gpu.requestAdapter()) === null ? 'WebGPU offers no adapter (no GPU)' : undefined;
+}
+
+async function routingChecks(input: RoutingCheckInput): Promise<RoutingCheckResult> {
+  const reason = await unavailable(input.backend);
+  if (reason !== undefined) return { available: false, reason };
+  const backend = await selectBackend({
+    backend: input.backend,
+    wasmPaths: new URL('../tfjs-wasm/', document.baseURI).href,
+  });
+  const before = tf.memory().numTensors;
+  const { shape } = input;
+  const x = tf.tensor(Float32Array.from(input.x), shape, 'float32');
+  const mask = tf.tensor(Float32Array.from(input.mask), shape, 'float32');
+  const dy = tf.tensor(Float32Array.from(input.dy), shape, 'float32');
+  // The same values, but produced by a kernel of the backend, so they live on the device.
+  const onDevice = tf.tidy(() => tf.mul(x, tf.scalar(1)));
+  const routed = routeGradients(x, mask);
+  const routedOnDevice = routeGradients(onDevice, mask);
+  const gradient = tf.grad((t: tf.Tensor) => routeGradients(t, mask))(x, dy);
+  const result: RoutingCheckResult = {
+    available: true,
+    backend,
+    activeBackend: tf.getBackend(),
+    forward: await read(routed),
+    onDevice: await read(onDevice),
+    forwardOnDevice: await read(routedOnDevice),
+    gradient: await read(gradient),
+    tensorsBefore: before,
+    tensorsAfter: 0,
+  };
+  tf.dispose([x, mask, dy, onDevice, routed, routedOnDevice, gradient]);
+  result.tensorsAfter = tf.memory().numTensors;
+  return result;
+}
+
+(window as Window & { routingChecks?: typeof routingChecks }).routingChecks = routingChecks;
+document.body.dataset.state = 'ready';
