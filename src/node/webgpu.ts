@@ -26,7 +26,7 @@ import { GradientRoutingError } from '../core/errors.js';
  * feature it lacks and returns no adapter.
  *
  * tfjs-backend-webgpu reads tensors synchronously through `OffscreenCanvas`, which Node lacks, so
- * `dataSync()`/`arraySync()` throw there; every library path that can run on WebGPU reads with
+ * `dataSync()`/`arraySync()` throw there; the library's training and evaluation paths read with
  * `await tensor.data()`.
  */
 
