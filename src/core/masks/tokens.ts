@@ -82,6 +82,7 @@ export function tokenRule(table: MaskTable, options: TokenRuleOptions = {}): Dis
   return {
     description,
     table,
+    range: table.range,
     rowsOf: (batch) => labelsOf(batch),
     masks: (batch) => {
       const labels = labelsOf(batch);
