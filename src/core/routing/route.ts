@@ -70,7 +70,7 @@ export function checkMaskTensor(mask: tf.Tensor, range: MaskRange = [0, 1], what
     if (!(value >= min && value <= max)) {
       throw new GradientRoutingError(
         `${what} has weight ${value} at flat index ${i}; mask weights must be numbers in ` +
-          `[${min}, ${max}] (0 blocks the gradient, 1 lets it through). Clip or fix that value.`,
+          `[${min}, ${max}]${min === 0 && max === 1 ? ' (0 blocks the gradient, 1 lets it through)' : ' (as declared)'}. Clip or fix that value.`,
         'invalid-mask',
         value,
       );
