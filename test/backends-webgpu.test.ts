@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { routeGradients, setMaskValidation } from '../src/core/routing/route.js';
 import { selectNodeBackend } from '../src/node/backend.js';
 import { nodeWebGpuAdapter, releaseNodeWebGpu } from '../src/node/webgpu.js';
 import { routingConformanceTests } from './helpers/conformance.js';
@@ -54,6 +55,22 @@ describe.skipIf(unavailable !== null)('WebGPU in Node', () => {
     expect(() => y.dataSync()).toThrow(/OffscreenCanvas/);
     expect(Array.from(await y.data())).toEqual([1, 4, 9]);
     tf.dispose([x, y]);
+  });
+
+  it('says what to do when mask validation, which reads synchronously, is on', async () => {
+    const before = setMaskValidation(true);
+    const x = tf.ones([2, 1024]);
+    // Computed on the GPU: tfjs computes small tensors made from host values on the CPU, and
+    // those can still be read synchronously.
+    const mask = tf.tidy(() => tf.add(tf.fill([1024], 0.5), 0.5));
+    try {
+      expect(() => routeGradients(x, mask)).toThrow(
+        /mask validation reads the tensor synchronously, which the webgpu backend cannot do in Node .*setMaskValidation\(false\)/,
+      );
+    } finally {
+      setMaskValidation(before);
+      tf.dispose([x, mask]);
+    }
   });
 
   it('is not picked automatically on a software adapter', async () => {

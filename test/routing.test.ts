@@ -752,7 +752,7 @@ describe.each(TEST_BACKENDS)('mask validation on %s', (backend) => {
               code: 'invalid-mask',
               message: expect.stringMatching(
                 new RegExp(
-                  `mask has weight ${bad} at flat index 3; mask weights must be numbers in \\[0, 1\\]`,
+                  `mask has weight ${bad} at flat index 3; mask weights must be numbers in \\[0, 1\\] \\(0 blocks the gradient, 1 lets it through\\)`,
                 ),
               ),
             });
@@ -777,7 +777,7 @@ describe.each(TEST_BACKENDS)('mask validation on %s', (backend) => {
         expect(() => routeGradients(x, [-0.75, 1, 0])).toThrow(/weight -0\.75/);
         const reversed = routeGradients(x, [-0.75, 1, 0], { range: [-0.75, 1] });
         expect(() => routeGradients(x, [-0.875, 1, 0], { range: [-0.75, 1] })).toThrow(
-          /weight -0\.875 at flat index 0; mask weights must be numbers in \[-0\.75, 1\]/,
+          /weight -0\.875 at flat index 0; mask weights must be numbers in \[-0\.75, 1\] \(as declared\)/,
         );
         const gated = gateForward(x, [-0.75, 1, 0], { range: [-0.75, 1] });
         expect(Array.from(gated.dataSync())).toEqual([-0.75, 1, 0]);

@@ -100,7 +100,7 @@ const nodeLoaders: readonly BackendLoader[] = [
  * Threads that cannot start (another tfjs-backend-wasm version, no SharedArrayBuffer, a worker
  * error) leave wasm on one thread after a one-line notice, never an error.
  *
- * @throws {@link GradientRoutingError} when a forced backend cannot load, saying what to
+ * @throws `GradientRoutingError` when a forced backend cannot load, saying what to
  *   install, or when `threads` is not an integer from 1 to 8.
  *
  * @example

@@ -381,7 +381,7 @@ export interface WasmThreadsOptions {
  *
  * @returns The number of threads asked for. If the threaded build cannot start, the backend
  *   starts with 1 thread and says so once; {@link wasmThreadsCount} tells what it got.
- * @throws {@link GradientRoutingError} if `threads` is not an integer from 1 to 8, or if the
+ * @throws `GradientRoutingError` if `threads` is not an integer from 1 to 8, or if the
  *   wasm backend already runs with another number of threads and holds tensors (they would be
  *   lost).
  */

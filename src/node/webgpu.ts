@@ -26,7 +26,7 @@ import { GradientRoutingError } from '../core/errors.js';
  * feature it lacks and returns no adapter.
  *
  * tfjs-backend-webgpu reads tensors synchronously through `OffscreenCanvas`, which Node lacks, so
- * `dataSync()`/`arraySync()` throw there; every library path that can run on WebGPU reads with
+ * `dataSync()`/`arraySync()` throw there; the library's training and evaluation paths read with
  * `await tensor.data()`.
  */
 
@@ -78,7 +78,7 @@ const DEVICE_LIMITS = [
   'maxStorageTexturesPerShaderStage',
 ] as const;
 
-/** The WebGPU adapter in use, as {@link prepareNodeWebGpu} found it. */
+/** The WebGPU adapter that `selectNodeBackend()` found and registered for tfjs. */
 export interface NodeWebGpuAdapter {
   /** Its `GPUAdapterInfo` fields. */
   readonly info: GpuAdapterDescription;
@@ -250,7 +250,7 @@ export interface PrepareWebGpuOptions {
  * `tf.setBackend('webgpu')`; `selectNodeBackend()` does all of this for you.
  *
  * @returns The adapter in use.
- * @throws {@link GradientRoutingError} (code `'backend'`) naming why WebGPU cannot be used.
+ * @throws `GradientRoutingError` (code `'backend'`) naming why WebGPU cannot be used.
  */
 export async function prepareNodeWebGpu(options: PrepareWebGpuOptions): Promise<NodeWebGpuAdapter> {
   if (active !== null && tf.findBackendFactory('webgpu') !== null) {

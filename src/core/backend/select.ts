@@ -267,7 +267,7 @@ export async function selectFrom(
  * In Node, use `selectNodeBackend` from `gradient-routing/node` instead: it also reaches WebGPU
  * through the `webgpu` package, runs wasm on every core and finds the installed wasm files.
  *
- * @throws {@link GradientRoutingError} when a forced backend cannot load, with what to install.
+ * @throws `GradientRoutingError` when a forced backend cannot load, with what to install.
  *
  * @example
  * ```ts

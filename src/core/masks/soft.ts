@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
 import type { NestedNumbers } from '../routing/route.js';
 import { formatShape, nestedArrayShape } from '../routing/shapes.js';
+import { readSync } from '../util/read.js';
 
 /**
  * Throws unless every value is a number in `range` (`[0, 1]` unless given). A NaN weight would
@@ -56,7 +57,13 @@ export function softMask(values: NestedNumbers[]): tf.Tensor {
  * once on masks from outside this library, not every training step.
  */
 export function assertSoftMask(mask: tf.Tensor): void {
-  validateMaskValues(mask.dataSync() as ArrayLike<number>);
+  validateMaskValues(
+    readSync(
+      mask,
+      'assertSoftMask',
+      'check the values on the host (softMask(values)) before upload.',
+    ),
+  );
 }
 
 function assertSameLength(a: ArrayLike<number>, b: ArrayLike<number>, op: string): void {

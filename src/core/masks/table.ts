@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
 import type { RoutingBatch, RoutingRule } from '../routing/points.js';
 import { maskValidationEnabled } from '../routing/route.js';
+import { readSync } from '../util/read.js';
 import {
   compileLabelRoutes,
   type LabelRoute,
@@ -225,7 +226,12 @@ export class LabelRule implements TableRule {
 
   private checkLabelsSync(labels: tf.Tensor): void {
     assertLiveLabels(labels);
-    labelRows(this.spec, labels.dataSync() as ArrayLike<number>, labels.shape);
+    const values = readSync(
+      labels,
+      'label validation',
+      'check the labels once with `await rule.checkLabels(labels)`, or turn mask validation off (setMaskValidation(false)) on this backend.',
+    );
+    labelRows(this.spec, values, labels.shape);
   }
 
   private deviceRows(labels: tf.Tensor): tf.Tensor {

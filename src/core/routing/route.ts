@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
+import { readSync } from '../util/read.js';
 import { assertBroadcastsTo, nestedArrayShape } from './shapes.js';
 
 /** A number array of any depth, such as `[1, 0]` or `[[1, 0], [0, 1]]`. */
@@ -63,14 +64,18 @@ export function maskValidationEnabled(): boolean {
  */
 export function checkMaskTensor(mask: tf.Tensor, range: MaskRange = [0, 1], what = 'mask'): void {
   assertLiveTensor(mask, what);
-  const values = mask.dataSync() as ArrayLike<number>;
+  const values = readSync(
+    mask,
+    'mask validation',
+    'turn mask validation off on this backend (setMaskValidation(false)) and check masks and labels on the host before they are uploaded.',
+  );
   const [min, max] = range;
   for (let i = 0; i < values.length; i++) {
     const value = values[i]!;
     if (!(value >= min && value <= max)) {
       throw new GradientRoutingError(
         `${what} has weight ${value} at flat index ${i}; mask weights must be numbers in ` +
-          `[${min}, ${max}] (0 blocks the gradient, 1 lets it through). Clip or fix that value.`,
+          `[${min}, ${max}]${min === 0 && max === 1 ? ' (0 blocks the gradient, 1 lets it through)' : ' (as declared)'}. Clip or fix that value.`,
         'invalid-mask',
         value,
       );
