@@ -29,7 +29,6 @@ export {
   type ImageDatasetOptions,
   imageDatasetFromIdx,
   type PixelRange,
-  toTensors,
 } from './core/data/dataset.js';
 /** @group Data */
 export {
@@ -39,20 +38,8 @@ export {
   type ParseIdxOptions,
   parseIdx,
 } from './core/data/idx.js';
-/** @group Data */
-export {
-  BOS_ID,
-  buildWordTokenizer,
-  EOS_ID,
-  PAD_ID,
-  splitWords,
-  UNK_ID,
-  WordTokenizer,
-} from './core/data/tokenizer.js';
 /** @group Errors */
 export { GradientRoutingError, type GradientRoutingErrorCode } from './core/errors.js';
-/** @group Layers and models */
-export { type DenseStackOptions, denseStack } from './core/layers/dense-stack.js';
 /** @group Layers and models */
 export {
   RouteGradients,
@@ -60,17 +47,7 @@ export {
   routeGradientsLayer,
 } from './core/layers/route-gradients.js';
 /** @group Losses */
-export {
-  type CorrelationPenaltyOptions,
-  correlationPenalty,
-  latentL1,
-} from './core/losses/latent.js';
-/** @group Losses */
-export {
-  type GroupedMaeOptions,
-  groupedMeanAbsoluteError,
-  meanAbsoluteError,
-} from './core/losses/mae.js';
+export { meanAbsoluteError } from './core/losses/mae.js';
 /** @group Routing */
 export { ablate } from './core/masks/ablate.js';
 /** @group Masks */
@@ -86,8 +63,6 @@ export { type DisposableRule, oversightRule, sampleOversight } from './core/mask
 /** @group Masks */
 export { type Region, regionMask } from './core/masks/regions.js';
 /** @group Masks */
-export { softMask } from './core/masks/soft.js';
-/** @group Masks */
 export {
   type LabelRule,
   labelRule,
@@ -97,12 +72,10 @@ export {
 } from './core/masks/table.js';
 /** @group Masks */
 export {
-  blendTokenRows,
   type DisposableTableRule,
   expandRouteRows,
   type TokenFrequencyRuleOptions,
   type TokenRuleOptions,
-  tokenFrequencyWeight,
   tokenFrequencyWeights,
   tokenRule,
 } from './core/masks/tokens.js';
@@ -113,7 +86,6 @@ export {
   contractDensePair,
   contractMlpWeights,
   contractTransformerMlps,
-  EXPANDED_REGION,
   type ExpandOptions,
   type ExpandTransformerOptions,
   expandDensePair,
@@ -134,17 +106,13 @@ export {
 export {
   createTransformer,
   type MlpWeights,
-  TinyTransformer,
+  type TinyTransformer,
   type TransformerConfig,
   tokenCrossEntropy,
-  tokenLosses,
-  transformerRoutingPoints,
   type UnitRegion,
 } from './core/models/transformer.js';
 /** @group Training */
 export { type TorchAdamConfig, type TorchAdamOptimizer, torchAdam } from './core/optim/adam.js';
-/** @group Training */
-export { AdamW, type AdamWConfig, warmupCosine } from './core/optim/adamw.js';
 /** @group Probing */
 export type { ProbeDecoder, ProbeDecoderFactory } from './core/probing/decoder.js';
 /** @group Probing */

@@ -1,12 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { blendTokenRows, tokenFrequencyWeight } from '../src/core/masks/tokens.js';
 import {
-  blendTokenRows,
   expandRouteRows,
   forwardContext,
   GradientRoutingError,
   MaskTable,
-  tokenFrequencyWeight,
   tokenFrequencyWeights,
   tokenRule,
 } from '../src/index.js';

@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { transformerRoutingPoints } from '../src/core/models/transformer.js';
 import {
   createTransformer,
   forwardContext,
   GradientRoutingError,
   type TransformerConfig,
   tokenCrossEntropy,
-  transformerRoutingPoints,
 } from '../src/index.js';
 import { expectNoLeak, TEST_BACKENDS, useBackend } from './helpers/backends.js';
 

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildWordTokenizer, GradientRoutingError, splitWords } from '../src/index.js';
+import { buildWordTokenizer, splitWords } from '../src/core/data/tokenizer.js';
+import { GradientRoutingError } from '../src/index.js';
 import {
   assertLexnames,
   loadLabelledCorpus,

@@ -4,6 +4,9 @@
  *
  * @packageDocumentation
  */
+// Text and optimiser pieces the ERA experiment is built from, for reuse with other corpora.
+export { buildWordTokenizer, type WordTokenizer } from '../core/data/tokenizer.js';
+export { AdamW, type AdamWConfig, warmupCosine } from '../core/optim/adamw.js';
 
 // Expand-Route-Ablate
 export {

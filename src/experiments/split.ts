@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { toTensors } from '../core/data/dataset.js';
 import {
   Autoencoder,
   type AutoencoderConfig,
@@ -22,7 +23,6 @@ import {
   splitRatio,
   type TorchAdamConfig,
   torchAdam,
-  toTensors,
 } from '../index.js';
 
 /** The named configurations of the split experiment. */
