@@ -350,11 +350,11 @@ function disposeBatch(batch: Batch): void {
 }
 
 /** Mean next-token loss in nats per token over `docs`. */
-export function documentLoss(
+export async function documentLoss(
   model: TinyTransformer,
   docs: readonly Int32Array[],
   batchSize = 64,
-): number {
+): Promise<number> {
   let total = 0;
   let count = 0;
   const length = model.config.contextLength;
@@ -364,8 +364,9 @@ export function documentLoss(
       const losses = tokenLosses(model.forward(batch.inputs), batch.targets);
       return [tf.sum(tf.mul(losses, batch.weights)), tf.sum(batch.weights)];
     });
-    total += sum!.dataSync()[0]!;
-    count += n!.dataSync()[0]!;
+    // Read asynchronously: WebGPU in Node cannot read synchronously.
+    total += (await sum!.data())[0]!;
+    count += (await n!.data())[0]!;
     sum!.dispose();
     n!.dispose();
     disposeBatch(batch);
@@ -392,12 +393,12 @@ interface TrainOptions {
 }
 
 /** Trains `model` in place on `pool` (indices into `docs`); returns the loss of every step. */
-function train(
+async function train(
   model: TinyTransformer,
   docs: readonly Int32Array[],
   pool: readonly number[],
   options: TrainOptions,
-): number[] {
+): Promise<number[]> {
   const optimizer = new AdamW({ weightDecay: options.weightDecay });
   const variables = model.trainableVariables();
   const random = seededRandom(options.seed);
@@ -444,7 +445,7 @@ function train(
         return tf.add(ce, tf.mul(tf.addN(penalties), options.l1Coefficient)) as tf.Scalar;
       }, variables);
       optimizer.step(variables, grads, options.learningRate(step));
-      const loss = value.dataSync()[0]!;
+      const loss = (await value.data())[0]!;
       losses.push(loss);
       value.dispose();
       tf.dispose(grads);
@@ -588,18 +589,18 @@ export function eraTotalSteps(config: EraConfig): number {
 }
 
 /** Keeps fine-tuning on `trainDocs` while `evalDocs` loss improves; model updated in place. */
-function coherenceFineTune(
+async function coherenceFineTune(
   model: TinyTransformer,
   trainDocs: readonly Int32Array[],
   evalDocs: readonly Int32Array[],
   config: EraConfig,
   seed: number,
   onStep: () => void,
-): number {
+): Promise<number> {
   const steps = config.coherence.steps;
   if (steps === 0) return 0;
   const best = model.clone();
-  let bestLoss = documentLoss(model, evalDocs);
+  let bestLoss = await documentLoss(model, evalDocs);
   let bestStep = 0;
   const pool = trainDocs.map((_, i) => i);
   const optimizer = new AdamW({ weightDecay: config.weightDecay });
@@ -617,7 +618,7 @@ function coherenceFineTune(
         random,
         config.coherence.learningRate,
       );
-      const loss = documentLoss(model, evalDocs);
+      const loss = await documentLoss(model, evalDocs);
       if (loss < bestLoss) {
         bestLoss = loss;
         bestStep = step;
@@ -660,12 +661,12 @@ function trainStep(
 }
 
 /** The retraining attack on a copy of `model`, per seed; `model` is not changed. */
-function retrainingAttack(
+async function retrainingAttack(
   model: TinyTransformer,
   data: Prepared,
   config: EraConfig,
   onStep: () => void,
-): { steps: number[]; curves: number[][]; retainAtMin: number[] } {
+): Promise<{ steps: number[]; curves: number[][]; retainAtMin: number[] }> {
   const { attack } = config;
   const steps: number[] = [];
   for (let s = 0; s <= attack.steps; s += attack.evalEvery) steps.push(s);
@@ -673,7 +674,7 @@ function retrainingAttack(
   const curves: number[][] = [];
   const retainAtMin: number[] = [];
   const pool = data.attackForget.map((_, i) => i);
-  const start = documentLoss(model, data.evalForget);
+  const start = await documentLoss(model, data.evalForget);
   for (let seed = 0; seed < attack.seeds; seed++) {
     const attacked = model.clone();
     const optimizer = new AdamW({ weightDecay: config.weightDecay });
@@ -696,11 +697,11 @@ function retrainingAttack(
         );
         onStep();
         if (steps.includes(step)) {
-          const loss = documentLoss(attacked, data.evalForget);
+          const loss = await documentLoss(attacked, data.evalForget);
           curve.push(loss);
           if (loss < best) {
             best = loss;
-            bestRetain = documentLoss(attacked, data.evalRetain);
+            bestRetain = await documentLoss(attacked, data.evalRetain);
           }
         }
       }
@@ -787,7 +788,7 @@ export async function runEraExperiment(
       routing = { rule, labelled, frequency };
     }
     try {
-      const trainLosses = train(model, data.train, pool, {
+      const trainLosses = await train(model, data.train, pool, {
         steps: config.steps,
         batchSize: config.batchSize,
         learningRate: (step) =>
@@ -806,8 +807,8 @@ export async function runEraExperiment(
         onStep: (_, loss) => tick(`train ${phase}`, loss),
       });
       const before = {
-        retain: documentLoss(model, data.evalRetain),
-        forget: documentLoss(model, data.evalForget),
+        retain: await documentLoss(model, data.evalRetain),
+        forget: await documentLoss(model, data.evalForget),
       };
       let final = model;
       let contracted: EraRunDetails['contracted'] = null;
@@ -815,10 +816,10 @@ export async function runEraExperiment(
       if (method !== 'filter') {
         final = contractTransformerMlps(model);
         contracted = {
-          retain: documentLoss(final, data.evalRetain),
-          forget: documentLoss(final, data.evalForget),
+          retain: await documentLoss(final, data.evalRetain),
+          forget: await documentLoss(final, data.evalForget),
         };
-        coherenceStepsKept = coherenceFineTune(
+        coherenceStepsKept = await coherenceFineTune(
           final,
           data.coherenceTrain,
           data.coherenceEval,
@@ -832,10 +833,10 @@ export async function runEraExperiment(
           final === model
             ? before
             : {
-                retain: documentLoss(final, data.evalRetain),
-                forget: documentLoss(final, data.evalForget),
+                retain: await documentLoss(final, data.evalRetain),
+                forget: await documentLoss(final, data.evalForget),
               };
-        const attack = retrainingAttack(final, data, config, () => tick(`attack ${phase}`));
+        const attack = await retrainingAttack(final, data, config, () => tick(`attack ${phase}`));
         const minima = attack.curves.map((c) => Math.min(...c));
         const worst = minima.indexOf(Math.min(...minima));
         const attackedRetain = attack.retainAtMin[worst]!;

@@ -18,7 +18,6 @@ import {
   type SliceReport,
   type SplitLossWeights,
   type SplitObjectiveOptions,
-  type SplitRatio,
   splitObjective,
   splitRatio,
   type TorchAdamConfig,
