@@ -338,6 +338,35 @@ describe('fit', () => {
     model.dispose();
   });
 
+  it('lets the event loop run between loss reads (a page can repaint and take input)', async () => {
+    await useBackend('cpu');
+    const v = tf.variable(tf.ones([2]));
+    const x = tf.ones([6, 2]);
+    const labels = tf.zeros([6], 'int32');
+    const sgd = tf.train.sgd(0.1);
+    let otherTaskRan = false;
+    const seenAtStep: Record<number, boolean> = {};
+    await fitModel(
+      (b) => tf.sum(tf.mul(b.x, v)),
+      [v],
+      sgd,
+      { x, labels },
+      {
+        epochs: 1,
+        batchSize: 2,
+        lossEvery: 1,
+        onProgress: (p) => {
+          // On cpu every read resolves at once: only fit's own yield lets this task run.
+          if (p.totalSteps === 1) setImmediate(() => (otherTaskRan = true));
+          seenAtStep[p.totalSteps] = otherTaskRan;
+        },
+      },
+    );
+    expect(seenAtStep).toEqual({ 1: false, 2: true, 3: true });
+    tf.dispose([v, x, labels]);
+    sgd.dispose();
+  });
+
   it('stops with a diverged error when the loss explodes or becomes NaN', async () => {
     await useBackend('cpu');
     const v = tf.variable(tf.ones([2]));

@@ -208,3 +208,23 @@ describe('the demo page on a plain static host (not cross-origin isolated)', () 
     await other.close();
   });
 });
+
+describe('the demo page, stopping', () => {
+  it('moves keyboard focus to Stop while training, and Enter there stops it', async () => {
+    const { page: other, problems: otherProblems } = await openPage(browser);
+    await other.goto(`${inject('baseUrl')}?preset=quick&backend=wasm&train=12800&autostart=1`);
+    await other.waitForFunction(() => document.body.dataset.state === 'training', null, {
+      timeout: 120_000,
+    });
+    expect(await other.evaluate(() => document.activeElement?.id)).toBe('stop');
+    await other.keyboard.press('Enter');
+    await other.waitForFunction(() => document.body.dataset.state === 'ready', null, {
+      timeout: 120_000,
+    });
+    expect(await other.locator('#status').textContent()).toContain('Training stopped');
+    // Focus returns to Train, so that Enter starts again.
+    expect(await other.evaluate(() => document.activeElement?.id)).toBe('train');
+    expect(otherProblems).toEqual({ consoleErrors: [], pageErrors: [], failedRequests: [] });
+    await other.close();
+  });
+});

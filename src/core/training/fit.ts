@@ -162,6 +162,7 @@ export async function fit(
           totalSteps,
           ...(value === undefined ? {} : { loss: value }),
         });
+        if (read) await yieldToEventLoop();
       }
     } finally {
       order.dispose();
@@ -182,6 +183,26 @@ export function trainStep(
   const value = optimizer.minimize(loss, true, variables);
   if (value === null) throw new GradientRoutingError('the optimizer returned no loss.');
   return value;
+}
+
+/**
+ * Lets the event loop run other tasks. On the wasm and cpu backends a read resolves at once, so
+ * without this a browser page could neither repaint (progress, loss curve) nor handle input (a
+ * Stop button) until training ends. A MessageChannel message rather than a timer: browsers clamp
+ * chained timers to 4 ms and throttle them to about one a minute in background tabs.
+ */
+function yieldToEventLoop(): Promise<void> {
+  if (typeof MessageChannel === 'undefined') {
+    return new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
 }
 
 function assertNotDiverged(loss: number, first: number, factor: number, step: number): void {
