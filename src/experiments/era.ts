@@ -30,6 +30,7 @@ import { seededPermutation, seededRandom } from '../core/util/random.js';
 
 /** The methods compared. */
 export type EraMethod = 'era' | 'control' | 'filter';
+/** Every method, in the order runs and tables list them. */
 export const ERA_METHODS: readonly EraMethod[] = ['era', 'control', 'filter'];
 
 /** A labelled document (what the node loaders return). */
@@ -175,6 +176,7 @@ export const eraPresets = {
   },
 } satisfies Record<string, EraConfig>;
 
+/** The names of {@link eraPresets}. */
 export type EraPresetName = keyof typeof eraPresets;
 
 /** Losses in nats per token at the three stages of a run. */
@@ -227,11 +229,17 @@ export interface EraDataStats {
   readonly unknownTokenShare: number;
 }
 
+/** Everything an ERA experiment measured. */
 export interface EraResult {
+  /** The configuration that ran. */
   readonly config: EraConfig;
+  /** One row per method and label fraction: losses before and after contraction and the attack. */
   readonly runs: EraRun[];
+  /** Per run: training losses and attack curves, for the figures. */
   readonly details: EraRunDetails[];
+  /** The corpus split's sizes. */
   readonly data: EraDataStats;
+  /** Wall time of the whole experiment. */
   readonly seconds: number;
 }
 
@@ -246,7 +254,9 @@ export interface EraProgress {
   readonly loss?: number;
 }
 
+/** Callbacks of {@link runEraExperiment}. */
 export interface EraCallbacks {
+  /** Called after every optimisation step of every phase. */
   readonly onProgress?: (progress: EraProgress) => void;
 }
 
@@ -884,6 +894,7 @@ export interface EraSummary {
   readonly runs: EraRun[];
 }
 
+/** The JSON summary of an ERA experiment (what `summary.json` holds). */
 export function summarizeEra(
   result: EraResult,
   meta: { preset: string; backend: string; wallSeconds: number },

@@ -55,7 +55,7 @@ export function blendTokenRows(
  * A table rule for per-token routing: `batch.labels` (`int32 [B, T]`) picks a row of `table`
  * per token, giving masks `[B, T, H]` for a `[B, T, H]` activation such as a transformer's
  * MLP hidden layer; with `toward` and `batch.weights` (`[B, T]`), tokens are softened toward
- * that row (see {@link blendTokenRows}). The rule owns `table`: dispose the rule, not the table.
+ * that row (`w · rows[toward] + (1 − w) · rows[label]`). The rule owns `table`: dispose the rule, not the table.
  *
  * @example
  * ```ts
