@@ -724,6 +724,13 @@ describe.each(TEST_BACKENDS)('mask tensors on %s', (backend) => {
       expect(() => maskUnion(column, row, square)).toThrow(
         /cannot broadcast masks of shapes \[2,3\] and \[3,3\]/,
       );
+      // Masks of different ranks: the shape so far keeps the larger rank.
+      const vector = tf.ones([3]);
+      const tall = tf.ones([4, 3]);
+      expect(() => maskUnion(vector, full, tall)).toThrow(
+        /^gradient-routing: maskUnion cannot broadcast masks of shapes \[2,3\] and \[4,3\]/,
+      );
+      tf.dispose([vector, tall]);
       const ints = tf.tensor1d([1, 0], 'int32');
       const fromInts = maskUnion(ints);
       expect(fromInts.dtype).toBe('float32');
