@@ -377,7 +377,7 @@ describe('fit in detail', () => {
     // A constant loss does not diverge, even with a factor of 1 (the limit is exclusive).
     await expect(
       fitModel(
-        () => tf.sum(tf.mul(v, 0)) as tf.Scalar,
+        () => tf.add(tf.sum(tf.mul(v, 0)), 1) as tf.Scalar,
         [v],
         sgd,
         { x, labels },
@@ -421,6 +421,10 @@ describe('saveAutoencoder and loadAutoencoder in detail', () => {
       loadAutoencoder({ save: async () => ({}) } as unknown as tf.io.IOHandler),
     ).rejects.toThrow(/this IO handler cannot load/);
     await expect(loadAutoencoder(tf.io.fromMemory({}))).rejects.toThrow(/format 'undefined'/);
+    const empty = { load: async () => ({}) } as unknown as tf.io.IOHandler;
+    await expect(loadAutoencoder(empty)).rejects.toThrow(
+      /not a gradient-routing Autoencoder \(format 'undefined'\)/,
+    );
     const topology = {
       format: 'gradient-routing/Autoencoder',
       config: { inputDim: 3, hidden: [2], latentDim: 2 },
@@ -487,12 +491,26 @@ describe('saveAutoencoder and loadAutoencoder in detail', () => {
     );
     const loaded = await loadAutoencoder(tf.io.fromMemory({ ...oldSaved!, modelTopology: old }));
     // No seed in the saved config: none in the loaded one (the model used the default, 0).
+    expect(Object.keys(loaded.getConfig())).not.toContain('seed');
     expect(loaded.getConfig()).toEqual({
       inputDim: 3,
       hidden: [2],
       latentDim: 2,
       certificates: [[[1, 2]]],
     });
+    // 0.1's default: a certificate on each route's region.
+    const routesConfig = { ...old, config: { ...old.config, certificates: 'routes', seed: 4 } };
+    const fromRoutes = await loadAutoencoder(
+      tf.io.fromMemory({ ...oldSaved!, modelTopology: routesConfig }),
+    );
+    expect(fromRoutes.getConfig()).toEqual({
+      inputDim: 3,
+      hidden: [2],
+      latentDim: 2,
+      certificates: [[[0, 1]]],
+      seed: 4,
+    });
+    fromRoutes.dispose();
     for (const model of [m, oldModel, loaded]) model.dispose();
   });
 });
