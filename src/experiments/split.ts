@@ -136,7 +136,7 @@ export interface SplitExperimentCallbacks {
 }
 
 /**
- * Runs the split experiment: trains a {@link RoutedAutoencoder} with each label group routed to
+ * Runs the split experiment: trains an {@link Autoencoder} with the split objective, each label group routed to
  * its own latent block, then measures, per label, how well the decoder and each block's
  * certificate reconstruct the test images, and each block's split ratio.
  *

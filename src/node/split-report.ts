@@ -44,7 +44,7 @@ function reportFiles(outDir: string): SplitReportFiles {
  * and deletes `stale` files left there by an earlier run, so that nothing from that run can be
  * taken for this run's result.
  *
- * @throws {@link GradientRoutingError} naming the path and the fix.
+ * @throws `GradientRoutingError` naming the path and the fix.
  */
 export async function prepareOutputDirectory(
   dir: string,

@@ -81,7 +81,7 @@ export function perExampleMeanAbsoluteError(pred: tf.Tensor, target: tf.Tensor):
   });
 }
 
-/** Options of {@link groupMeanAbsoluteErrors} and {@link groupedMeanAbsoluteError}. */
+/** Options of `groupMeanAbsoluteErrors` and {@link groupedMeanAbsoluteError}. */
 export interface GroupedMaeOptions {
   /**
    * Number of groups when `groups` holds int32 group indices; indices outside `[0, numGroups)`
@@ -185,7 +185,7 @@ export function groupMeanAbsoluteErrors(
 /**
  * The sum over groups of each group's own mean absolute error, the paper's reconstruction loss
  * `mae(out[low], x[low]) + mae(out[high], x[high])`. Empty groups add 0. See
- * {@link groupMeanAbsoluteErrors} for the accepted membership forms and for the per-group values.
+ * `groupMeanAbsoluteErrors` for the accepted membership forms and for the per-group values.
  *
  * @returns A scalar.
  */

@@ -16,7 +16,7 @@ export interface LabelRoute {
   readonly region: Region | readonly Region[];
 }
 
-/** Options of {@link compileLabelRoutes} and the builders that use it. */
+/** Options of `labelRule` (through `compileLabelRoutes`) and the builders that use it. */
 export interface LabelRouteOptions {
   /** Policy for labels in no route; `'error'` by default, so a forgotten label is loud. */
   unrouted?: UnroutedPolicy;

@@ -53,7 +53,10 @@ export function sampleOversight(numExamples: number, fraction: number, seed: num
 export function oversightRule(
   rule: RoutingRule,
   overseen: ArrayLike<number | boolean>,
-): RoutingRule & { dispose(): void } {
+): RoutingRule & {
+  /** Frees the oversight flags (not the wrapped rule). Safe to call twice. */
+  dispose(): void;
+} {
   const flags = tf.keep(
     tf.tensor1d(
       Int32Array.from({ length: overseen.length }, (_, i) => (overseen[i] ? 1 : 0)),
