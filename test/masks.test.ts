@@ -178,6 +178,11 @@ describe('label routes (host)', () => {
     ],
     ['no routes', () => compileLabelRoutes(4, []), /at least one route/],
     [
+      'a negative route label',
+      () => compileLabelRoutes(4, [{ labels: [-1], region: [0, 1] }]),
+      /route 0 has label -1; labels are non-negative integers/,
+    ],
+    [
       'routes that all have no labels',
       () => compileLabelRoutes(4, [{ labels: [], region: [0, 2] }]),
       /every route has an empty label list; give each route the labels/,
@@ -208,6 +213,9 @@ describe('label routes (host)', () => {
     expect(() => validateRouteTableSpec({ ...spec, unroutedRow: -1 })).toThrow(
       /unroutedRow selects row -1/,
     );
+    expect(() => validateRouteTableSpec({ ...spec, rows: [] })).toThrow(
+      /the length of the table rows must be a positive integer, got 0/,
+    );
     expect(validateRouteTableSpec(spec)).toBe(3);
   });
 });
@@ -223,7 +231,11 @@ describe('soft masks (host)', () => {
   });
 
   it.each([
-    ['NaN', Number.NaN, /mask has weight NaN at flat index 1.*\[0, 1\]/],
+    [
+      'NaN',
+      Number.NaN,
+      /mask has weight NaN at flat index 1; mask weights must be numbers in \[0, 1\] \(0 blocks the gradient, 1 lets it through\)/,
+    ],
     ['above 1', 1.5, /mask has weight 1\.5 at flat index 1/],
     ['below 0', -0.1, /mask has weight -0\.1 at flat index 1/],
     ['just above 1', 1.000001, /mask has weight 1\.000001 at flat index 1/],
@@ -283,6 +295,13 @@ describe('random and partial routing (host)', () => {
     // Different seeds pick different subsets (for a large enough population).
     expect(sampleOversight(1000, 0.5, 1)).not.toEqual(sampleOversight(1000, 0.5, 2));
     expect(sampleOversight(10, 0.3, 5).reduce((s, f) => s + f, 0)).toBe(3);
+  });
+
+  it('oversight accepts the edges 0 and 1, and rejects a negative dataset size', () => {
+    expect(Array.from(sampleOversight(4, 0, 1))).toEqual([0, 0, 0, 0]);
+    expect(Array.from(sampleOversight(4, 1, 1))).toEqual([1, 1, 1, 1]);
+    expect(sampleOversight(0, 0.5, 1)).toHaveLength(0);
+    expect(() => sampleOversight(-1, 0.5, 0)).toThrow(/numExamples must be a non-negative integer/);
   });
 
   it.each([-0.1, 1.1, Number.NaN])('rejects oversight fraction %s', (fraction) => {
@@ -519,6 +538,12 @@ describe.each(TEST_BACKENDS)('mask tensors on %s', (backend) => {
         new RegExp(`mask table row 0 has weight ${bad} at flat index 1.*\\[0, 1\\]`),
       );
     }
+    expect(() => new MaskTable([[0]], { range: [1, 0] })).toThrow(
+      /a mask table's range must be \[min, max\] with min <= max, got \[1, 0\]/,
+    );
+    const point = new MaskTable([[0.5]], { range: [0.5, 0.5] });
+    expect(point.range).toEqual([0.5, 0.5]);
+    point.dispose();
     // A wider range declared on purpose (ERA's reversing rows), edges included.
     const era = new MaskTable([[-0.75, 1, 0]], { range: [-0.75, 1] });
     expect(Array.from(era.values[0]!)).toEqual([-0.75, 1, 0]);
@@ -542,6 +567,12 @@ describe.each(TEST_BACKENDS)('mask tensors on %s', (backend) => {
       // Dataset examples 1 and 3 are overseen.
       const partial = oversightRule(rule, Uint8Array.of(0, 1, 0, 1));
       expect(partial.description).toMatch(/oversight of 4 examples over label rule/);
+      // The wrapped rule's declared range is the oversight rule's (mask validation checks it).
+      expect(partial.range).toEqual([0, 1]);
+      const plain = oversightRule({ description: 'plain', masks: (_b, a) => tf.onesLike(a) }, [1]);
+      expect(plain.range).toBeUndefined();
+      expect('range' in plain).toBe(false);
+      plain.dispose();
       const labels = tf.tensor1d([0, 1, 2, 1], 'int32');
       const indices = tf.tensor1d([3, 2, 1, 0], 'int32');
       const activation = tf.zeros([4, 4]);
@@ -683,6 +714,29 @@ describe.each(TEST_BACKENDS)('mask tensors on %s', (backend) => {
         /^gradient-routing: maskUnion cannot broadcast masks of shapes \[2,3\] and \[2\]/,
       );
       expect(() => maskIntersection()).toThrow(/maskIntersection needs at least one mask/);
+      // Three masks: each is checked against what the previous ones broadcast to.
+      const column = tf.ones([2, 1]);
+      const row = tf.ones([1, 3]);
+      const square = tf.ones([3, 3]);
+      const full = tf.ones([2, 3]);
+      const joined = maskUnion(column, row, full);
+      expect(joined.shape).toEqual([2, 3]);
+      expect(() => maskUnion(column, row, square)).toThrow(
+        /cannot broadcast masks of shapes \[2,3\] and \[3,3\]/,
+      );
+      // Masks of different ranks: the shape so far keeps the larger rank.
+      const vector = tf.ones([3]);
+      const tall = tf.ones([4, 3]);
+      expect(() => maskUnion(vector, full, tall)).toThrow(
+        /^gradient-routing: maskUnion cannot broadcast masks of shapes \[2,3\] and \[4,3\]/,
+      );
+      tf.dispose([vector, tall]);
+      const ints = tf.tensor1d([1, 0], 'int32');
+      const fromInts = maskUnion(ints);
+      expect(fromInts.dtype).toBe('float32');
+      const intersected = maskIntersection(ints, ints);
+      expect(intersected.dtype).toBe('float32');
+      tf.dispose([column, row, square, full, joined, ints, fromInts, intersected]);
       const bad = tf.tensor1d([0, Number.NaN]);
       expect(() => assertSoftMask(bad)).toThrow(/weight NaN at flat index 1/);
       expect(() => assertSoftMask(perExample)).not.toThrow();

@@ -2,8 +2,11 @@
 // the certificates' stop-gradient, the control, and run-to-run determinism with probes on.
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
+import { correlationPenalty } from '../src/core/losses/latent.js';
 import { Autoencoder } from '../src/core/models/autoencoder.js';
+import { loadAutoencoder, saveAutoencoder } from '../src/core/models/io.js';
 import { type SplitLossWeights, splitObjective } from '../src/core/models/split-objective.js';
+import { fit as fitModel, trainStep } from '../src/core/training/fit.js';
 import {
   runSplitExperiment,
   type SplitExperimentConfig,
@@ -211,3 +214,303 @@ describe.skipIf(process.env.GR_MUTATION_LIGHT === '1').each(TEST_BACKENDS)(
     });
   },
 );
+
+describe('splitObjective in detail', () => {
+  const three = [
+    { labels: [0], region: [0, 2] as const },
+    { labels: [1], region: [2, 4] as const },
+    { labels: [2], region: [4, 6] as const },
+  ];
+
+  it('computes each term as documented, and skips terms of weight 0', async () => {
+    await useBackend('cpu');
+    const m = new Autoencoder({
+      inputDim: 5,
+      hidden: [4],
+      latentDim: 6,
+      certificates: three.map((r) => r.region),
+      seed: 2,
+    });
+    const x = tf.randomUniform([6, 5], -1, 1, 'float32', 9) as tf.Tensor2D;
+    const y = tf.tensor1d([0, 1, 2, 0, 1, 2], 'int32');
+    await expectNoLeak(() => {
+      const on = splitObjective(
+        { routes: three, weights: { l1: 0.5, correlation: 0.25, certificates: 2 } },
+        6,
+      );
+      const t = on.loss(m, x, y);
+      const [total, recon, cert, l1, corr] = [
+        t.total,
+        t.reconstruction,
+        t.certificates,
+        t.l1,
+        t.correlation,
+      ].map((s) => s.dataSync()[0]!) as [number, number, number, number, number];
+      expect(cert).toBeGreaterThan(0);
+      expect(l1).toBeGreaterThan(0);
+      expect(corr).toBeGreaterThan(0);
+      expect(total).toBeCloseTo(recon + 2 * cert + 0.5 * l1 + 0.25 * corr, 5);
+      // The correlation term is the mean over the three pairs of routes.
+      const expected = tf.tidy(() => {
+        const z = m.encode(x);
+        const pairs = [
+          correlationPenalty(z, [0, 2], [2, 4]),
+          correlationPenalty(z, [0, 2], [4, 6]),
+          correlationPenalty(z, [2, 4], [4, 6]),
+        ];
+        return tf.div(tf.addN(pairs), 3);
+      });
+      expect(corr).toBeCloseTo(expected.dataSync()[0]!, 5);
+      // L1 is the sum over routes of each region's |z|.mean(0).sum().
+      const l1Expected = tf.tidy(() => tf.div(tf.sum(tf.abs(m.encode(x))), 6));
+      expect(l1).toBeCloseTo(l1Expected.dataSync()[0]!, 5);
+      const off = splitObjective(
+        { routes: three, weights: { l1: 0, correlation: 0, certificates: 0 } },
+        6,
+      );
+      const u = off.loss(m, x, y);
+      expect([u.certificates, u.l1, u.correlation].map((s) => s.dataSync()[0])).toEqual([0, 0, 0]);
+      expect(u.total.dataSync()[0]).toBe(u.reconstruction.dataSync()[0]);
+      // One route: no pair, no correlation.
+      const single = splitObjective({ routes: [{ labels: [0, 1, 2], region: [0, 6] }] }, 6);
+      const v = single.loss(m, x, y);
+      expect(v.correlation.dataSync()[0]).toBe(0);
+      // A model without certificate decoders has no certificate term.
+      const bare = new Autoencoder({ inputDim: 5, hidden: [4], latentDim: 6 });
+      const w = on.loss(bare, x, y);
+      expect(w.certificates.dataSync()[0]).toBe(0);
+      tf.dispose([
+        ...Object.values(t),
+        expected,
+        l1Expected,
+        ...Object.values(u),
+        ...Object.values(v),
+      ]);
+      tf.dispose(Object.values(w));
+      bare.dispose();
+      for (const o of [on, off, single]) o.dispose();
+      // dispose frees the rule.
+      expect(() => on.rule.masksFor([0])).toThrow(/was disposed/);
+    });
+    tf.dispose([x, y]);
+    m.dispose();
+  });
+
+  it('passes the label options to its rule and validates the weights', () => {
+    const strict = splitObjective({ routes: three }, 6);
+    expect(strict.rule.spec.unrouted).toBe('error');
+    expect(strict.rule.numClasses).toBe(3);
+    strict.dispose();
+    const loose = splitObjective({ routes: three, unrouted: 'full', numClasses: 12 }, 6);
+    expect(loose.rule.spec.unrouted).toBe('full');
+    expect(loose.rule.numClasses).toBe(12);
+    loose.dispose();
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => splitObjective({ routes: three, weights: { l1: bad } }, 6)).toThrow(
+        new RegExp(`loss weight l1 must be a finite number >= 0, got ${bad}`),
+      );
+    }
+    expect(() =>
+      splitObjective({ routes: three, weights: { correlation: 0 } }, 6).dispose(),
+    ).not.toThrow();
+  });
+});
+
+describe('fit in detail', () => {
+  /** Runs fit over `count` examples and records the dataset indices of every batch. */
+  async function batchesOf(
+    count: number,
+    batchSize: number,
+    minBatch?: number,
+  ): Promise<number[][]> {
+    await useBackend('cpu');
+    const v = tf.variable(tf.zeros([1]));
+    const x = tf.ones([count, 1]);
+    const labels = tf.zeros([count], 'int32');
+    const sgd = tf.train.sgd(0.01);
+    const seen: number[][] = [];
+    await fitModel(
+      (batch) => {
+        seen.push(Array.from(batch.indices.dataSync()));
+        return tf.sum(tf.mul(batch.x, v)) as tf.Scalar;
+      },
+      [v],
+      sgd,
+      { x, labels },
+      { epochs: 1, batchSize, ...(minBatch === undefined ? {} : { minBatch }) },
+    );
+    tf.dispose([v, x, labels]);
+    sgd.dispose();
+    return seen;
+  }
+
+  it('covers every example once per epoch, skipping only a final batch below minBatch', async () => {
+    const even = await batchesOf(8, 4);
+    expect(even.map((b) => b.length)).toEqual([4, 4]);
+    expect(even.flat().sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect((await batchesOf(9, 4)).map((b) => b.length)).toEqual([4, 4]);
+    expect((await batchesOf(10, 4)).map((b) => b.length)).toEqual([4, 4, 2]);
+    expect((await batchesOf(9, 4, 1)).map((b) => b.length)).toEqual([4, 4, 1]);
+    expect((await batchesOf(4, 4)).map((b) => b.length)).toEqual([4]);
+  });
+
+  it('reports the loss in progress only when it was read, and refuses empty data', async () => {
+    await useBackend('cpu');
+    const v = tf.variable(tf.ones([1]));
+    const x = tf.ones([6, 1]);
+    const labels = tf.zeros([6], 'int32');
+    const sgd = tf.train.sgd(0.01);
+    const reads: boolean[] = [];
+    await fitModel(
+      () => tf.sum(tf.square(v)) as tf.Scalar,
+      [v],
+      sgd,
+      { x, labels },
+      {
+        epochs: 1,
+        batchSize: 2,
+        lossEvery: 2,
+        onProgress: (p) => reads.push(p.loss !== undefined),
+      },
+    );
+    expect(reads).toEqual([false, true, true]);
+    // A constant loss does not diverge, even with a factor of 1 (the limit is exclusive).
+    await expect(
+      fitModel(
+        () => tf.add(tf.sum(tf.mul(v, 0)), 1) as tf.Scalar,
+        [v],
+        sgd,
+        { x, labels },
+        {
+          epochs: 1,
+          batchSize: 2,
+          lossEvery: 1,
+          divergenceFactor: 1,
+        },
+      ),
+    ).resolves.toMatchObject({ steps: 3 });
+    const none = tf.zeros([0, 1]);
+    const noLabels = tf.zeros([0], 'int32');
+    await expect(
+      fitModel(
+        () => tf.sum(v) as tf.Scalar,
+        [v],
+        sgd,
+        { x: none, labels: noLabels },
+        { epochs: 1, batchSize: 2 },
+      ),
+    ).rejects.toThrow(/got 0 training examples.*at least one example/);
+    const silent = { minimize: () => null } as unknown as tf.Optimizer;
+    expect(() => trainStep(silent, () => tf.scalar(1), [v])).toThrow(
+      /the optimizer returned no loss/,
+    );
+    tf.dispose([v, x, labels, none, noLabels]);
+    sgd.dispose();
+  });
+});
+
+describe('saveAutoencoder and loadAutoencoder in detail', () => {
+  it('refuses handlers that cannot save or load, and incomplete artifacts, without leaking', async () => {
+    await useBackend('cpu');
+    const m = new Autoencoder({ inputDim: 3, hidden: [2], latentDim: 2, seed: 1 });
+    const loadOnly = tf.io.fromMemory({});
+    await expect(saveAutoencoder(m, { load: loadOnly.load } as tf.io.IOHandler)).rejects.toThrow(
+      /this IO handler cannot save/,
+    );
+    await expect(
+      loadAutoencoder({ save: async () => ({}) } as unknown as tf.io.IOHandler),
+    ).rejects.toThrow(/this IO handler cannot load/);
+    await expect(loadAutoencoder(tf.io.fromMemory({}))).rejects.toThrow(/format 'undefined'/);
+    const empty = { load: async () => ({}) } as unknown as tf.io.IOHandler;
+    await expect(loadAutoencoder(empty)).rejects.toThrow(
+      /not a gradient-routing Autoencoder \(format 'undefined'\)/,
+    );
+    const topology = {
+      format: 'gradient-routing/Autoencoder',
+      config: { inputDim: 3, hidden: [2], latentDim: 2 },
+    };
+    await expect(
+      loadAutoencoder(
+        tf.io.fromMemory({ modelTopology: { format: 'gradient-routing/Autoencoder' } }),
+      ),
+    ).rejects.toThrow(/not a gradient-routing Autoencoder/);
+    let saved: tf.io.ModelArtifacts | undefined;
+    await saveAutoencoder(
+      m,
+      tf.io.withSaveHandler(async (artifacts) => {
+        saved = artifacts;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    const { weightData, weightSpecs } = saved!;
+    await expect(
+      loadAutoencoder(
+        tf.io.fromMemory({ modelTopology: topology, weightData } as tf.io.ModelArtifacts),
+      ),
+    ).rejects.toThrow(/has no weights/);
+    await expect(
+      loadAutoencoder(
+        tf.io.fromMemory({ modelTopology: topology, weightSpecs } as tf.io.ModelArtifacts),
+      ),
+    ).rejects.toThrow(/has no weights/);
+    // A weight missing from the file: a clear error, and the half-built model is freed.
+    const before = tf.memory().numTensors;
+    const renamed = weightSpecs!.map((spec) =>
+      spec.name === '1/0' ? { ...spec, name: 'x/0' } : spec,
+    );
+    await expect(
+      loadAutoencoder(
+        tf.io.fromMemory({ modelTopology: topology, weightSpecs: renamed, weightData }),
+      ),
+    ).rejects.toThrow(/the saved weights lack '1\/0'; the file is incomplete/);
+    expect(tf.memory().numTensors).toBe(before);
+    // A 0.1.0 config with its own certificate slices and no seed.
+    const old = {
+      format: 'gradient-routing/RoutedAutoencoder',
+      config: {
+        inputDim: 3,
+        hidden: [2],
+        latentDim: 2,
+        routes: [{ labels: [0], region: [0, 1] }],
+        certificates: [[1, 2]],
+      },
+    };
+    const oldModel = new Autoencoder({
+      inputDim: 3,
+      hidden: [2],
+      latentDim: 2,
+      certificates: [[1, 2]],
+    });
+    let oldSaved: tf.io.ModelArtifacts | undefined;
+    await saveAutoencoder(
+      oldModel,
+      tf.io.withSaveHandler(async (artifacts) => {
+        oldSaved = artifacts;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    const loaded = await loadAutoencoder(tf.io.fromMemory({ ...oldSaved!, modelTopology: old }));
+    // No seed in the saved config: none in the loaded one (the model used the default, 0).
+    expect(Object.keys(loaded.getConfig())).not.toContain('seed');
+    expect(loaded.getConfig()).toEqual({
+      inputDim: 3,
+      hidden: [2],
+      latentDim: 2,
+      certificates: [[[1, 2]]],
+    });
+    // 0.1's default: a certificate on each route's region.
+    const routesConfig = { ...old, config: { ...old.config, certificates: 'routes', seed: 4 } };
+    const fromRoutes = await loadAutoencoder(
+      tf.io.fromMemory({ ...oldSaved!, modelTopology: routesConfig }),
+    );
+    expect(fromRoutes.getConfig()).toEqual({
+      inputDim: 3,
+      hidden: [2],
+      latentDim: 2,
+      certificates: [[[0, 1]]],
+      seed: 4,
+    });
+    fromRoutes.dispose();
+    for (const model of [m, oldModel, loaded]) model.dispose();
+  });
+});

@@ -59,7 +59,8 @@ export class MaskTable {
     }
     this.range = [range[0], range[1]];
     const size = rows[0]?.length ?? 0;
-    if (rows.length === 0 || size === 0) {
+    // No rows gives size 0 too.
+    if (size === 0) {
       throw new GradientRoutingError(
         'a mask table needs at least one row of length >= 1; pass e.g. [[1, 0], [0, 1]].',
       );
