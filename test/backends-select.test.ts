@@ -24,9 +24,32 @@ function fakeWebGpu(info: GpuAdapterDescription | null): void {
   tf.registerBackend('webgpu', () => new MathBackendCPU(), 0);
 }
 
+/** Puts a fake WebGL in place: a `document` whose canvas reports `renderer`, and a 'webgl' backend. */
+function fakeWebGl(renderer: string): void {
+  const UNMASKED_RENDERER_WEBGL = 0x9246;
+  const gl = {
+    RENDERER: 0x1f01,
+    getExtension: (name: string) =>
+      name === 'WEBGL_debug_renderer_info' ? { UNMASKED_RENDERER_WEBGL } : null,
+    getParameter: (which: number) =>
+      which === UNMASKED_RENDERER_WEBGL ? renderer : 'WebKit WebGL',
+  };
+  const document = { createElement: () => ({ getContext: () => gl }) };
+  Object.defineProperty(globalThis, 'document', {
+    value: document,
+    configurable: true,
+    writable: true,
+  });
+  if (tf.findBackendFactory('webgl') !== null) tf.removeBackend('webgl');
+  tf.registerBackend('webgl', () => new MathBackendCPU(), 0);
+}
+
 afterEach(() => {
-  if (tf.findBackendFactory('webgpu') !== null) tf.removeBackend('webgpu');
+  for (const name of ['webgpu', 'webgl']) {
+    if (tf.findBackendFactory(name) !== null) tf.removeBackend(name);
+  }
   delete (globalThis as { navigator?: unknown }).navigator;
+  delete (globalThis as { document?: unknown }).document;
 });
 
 describe('isSoftwareAdapter', () => {
@@ -77,6 +100,19 @@ describe('selectBackend (browser entry)', () => {
     await expect(selectBackend({ backend: 'webgpu' })).rejects.toThrow(
       /no WebGPU \(navigator\.gpu\)/,
     );
+  });
+
+  it('takes WebGL on a GPU, skips a software renderer automatically, and takes it with a notice when forced', async () => {
+    fakeWebGl('ANGLE (NVIDIA, NVIDIA GeForce RTX 3060 Direct3D11 vs_5_0 ps_5_0)');
+    expect(await selectBackend({ onNotice: () => {} })).toBe('webgl');
+    fakeWebGl('ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero)), SwiftShader driver)');
+    const notices: string[] = [];
+    const onNotice = (m: string) => notices.push(m);
+    expect(await selectBackend({ onNotice })).toBe('wasm');
+    expect(notices).toEqual([]);
+    expect(await selectBackend({ backend: 'webgl', onNotice })).toBe('webgl');
+    expect(notices).toHaveLength(1);
+    expect(notices[0]).toMatch(/WebGL runs on a software renderer \(ANGLE \(Google, Vulkan/);
   });
 
   it('reports an uninstalled WebGL as not installed, with what to do', async () => {

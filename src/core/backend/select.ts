@@ -124,6 +124,52 @@ async function loadBrowserWebGpu(options: SelectBackendOptions): Promise<boolean
   return true;
 }
 
+/**
+ * The WebGL renderer's name where the environment can tell (a page with a canvas), else
+ * undefined. Browsers without a GPU render WebGL in software (SwiftShader, llvmpipe).
+ */
+function webglRenderer(): string | undefined {
+  try {
+    const doc = (globalThis as { document?: Pick<Document, 'createElement'> }).document;
+    const canvas = doc?.createElement('canvas');
+    const gl = canvas?.getContext('webgl2') ?? canvas?.getContext('webgl');
+    if (gl === null || gl === undefined) return undefined;
+    const debug = gl.getExtension('WEBGL_debug_renderer_info');
+    const name: unknown = gl.getParameter(
+      debug === null ? gl.RENDERER : debug.UNMASKED_RENDERER_WEBGL,
+    );
+    gl.getExtension('WEBGL_lose_context')?.loseContext();
+    return typeof name === 'string' ? name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Makes tfjs-backend-webgl available. Like WebGPU, automatic selection skips a software
+ * renderer (measured 8–18× slower than wasm for these models in headless Chromium); asking for
+ * `'webgl'` by name takes it with a notice.
+ */
+async function loadWebGl(options: SelectBackendOptions): Promise<boolean> {
+  if (tf.findBackendFactory('webgl') === null) {
+    await importOptional('@tensorflow/tfjs-backend-webgl');
+  }
+  if (tf.findBackendFactory('webgl') === null) return false;
+  const renderer = webglRenderer();
+  if (renderer !== undefined && isSoftwareAdapter({ description: renderer })) {
+    if (options.backend !== 'webgl') {
+      throw new GradientRoutingError(
+        `WebGL renders in software here (${renderer}); force it with { backend: 'webgl' }`,
+        'backend',
+      );
+    }
+    noticeOf(options)(
+      `gradient-routing: WebGL runs on a software renderer (${renderer}): results are right but slower than the wasm backend.`,
+    );
+  }
+  return true;
+}
+
 /** tfjs-backend-wasm pre-creates this many pthread workers; its thread pool can use no more. */
 export const MAX_WASM_THREADS = 8;
 
@@ -177,12 +223,7 @@ export const portableLoaders: readonly BackendLoader[] = [
     name: 'webgl',
     installHint:
       "npm install @tensorflow/tfjs-backend-webgl, and in a bundled app import '@tensorflow/tfjs-backend-webgl' once",
-    load: async () => {
-      if (tf.findBackendFactory('webgl') === null) {
-        await importOptional('@tensorflow/tfjs-backend-webgl');
-      }
-      return tf.findBackendFactory('webgl') !== null;
-    },
+    load: loadWebGl,
   },
   {
     name: 'wasm',
