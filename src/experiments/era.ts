@@ -21,6 +21,7 @@ import {
 import {
   createTransformer,
   type TinyTransformer,
+  type TransformerConfig,
   tokenCrossEntropy,
   tokenLosses,
 } from '../core/models/transformer.js';
@@ -39,22 +40,18 @@ export interface EraDocument {
   readonly label: string;
 }
 
-/** Everything that defines an ERA run. */
-export interface EraConfig {
+/**
+ * Everything that defines an ERA experiment. The model's shape is the transformer's own config
+ * (`vocabSize` counts the word vocabulary with its special tokens; documents longer than
+ * `contextLength` tokens are cut); its seed is the experiment's.
+ */
+export interface EraConfig extends Omit<TransformerConfig, 'seed'> {
   /** Labels of the forget concept (WordNet: lexicographer files such as `noun.plant`). */
   readonly forget: readonly string[];
   /** Methods to run. */
   readonly methods: readonly EraMethod[];
   /** Fractions of forget training documents that are labelled, each in [0, 1]. */
   readonly labelFractions: readonly number[];
-  /** Word vocabulary size, specials included. */
-  readonly vocabSize: number;
-  /** Tokens a model reads per document (longer documents are cut). */
-  readonly contextLength: number;
-  readonly modelDim: number;
-  readonly numLayers: number;
-  readonly numHeads: number;
-  readonly mlpDim: number;
   /** Hidden units added to each expanded MLP (the paper: 64 of 2048). */
   readonly expandUnits: number;
   /** Blocks whose MLPs are expanded (the paper: the first 5 of 8). */
