@@ -50,8 +50,7 @@ const tiny: EraConfig = {
   ...eraPresets.smoke,
   forget: ['plant'],
   labelFractions: [0.5, 1],
-  vocabSize: 30,
-  contextLength: 9,
+  model: { ...eraPresets.smoke.model, vocabSize: 30, contextLength: 9 },
   steps: 8,
 };
 

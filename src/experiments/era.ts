@@ -40,12 +40,14 @@ export interface EraDocument {
   readonly label: string;
 }
 
-/**
- * Everything that defines an ERA experiment. The model's shape is the transformer's own config
- * (`vocabSize` counts the word vocabulary with its special tokens; documents longer than
- * `contextLength` tokens are cut); its seed is the experiment's.
- */
-export interface EraConfig extends Omit<TransformerConfig, 'seed'> {
+/** Everything that defines an ERA experiment. */
+export interface EraConfig {
+  /**
+   * The transformer's shape, in its own config's terms (`vocabSize` counts the word vocabulary
+   * with its special tokens; documents longer than `contextLength` tokens are cut); its seed is
+   * the experiment's.
+   */
+  readonly model: Omit<TransformerConfig, 'seed'>;
   /** Labels of the forget concept (WordNet: lexicographer files such as `noun.plant`). */
   readonly forget: readonly string[];
   /** Methods to run. */
@@ -108,12 +110,14 @@ export const eraPresets = {
   quick: {
     ...PAPER_LIKE,
     labelFractions: [0.5],
-    vocabSize: 1024,
-    contextLength: 24,
-    modelDim: 64,
-    numLayers: 4,
-    numHeads: 4,
-    mlpDim: 256,
+    model: {
+      vocabSize: 1024,
+      contextLength: 24,
+      modelDim: 64,
+      numLayers: 4,
+      numHeads: 4,
+      mlpDim: 256,
+    },
     expandUnits: 32,
     expandLayers: [0, 1],
     steps: 150,
@@ -133,12 +137,14 @@ export const eraPresets = {
   full: {
     ...PAPER_LIKE,
     labelFractions: [0.25, 0.5, 1],
-    vocabSize: 4096,
-    contextLength: 32,
-    modelDim: 128,
-    numLayers: 8,
-    numHeads: 4,
-    mlpDim: 512,
+    model: {
+      vocabSize: 4096,
+      contextLength: 32,
+      modelDim: 128,
+      numLayers: 8,
+      numHeads: 4,
+      mlpDim: 512,
+    },
     expandUnits: 32,
     expandLayers: [0, 1, 2, 3, 4],
     steps: 3000,
@@ -154,12 +160,7 @@ export const eraPresets = {
   smoke: {
     ...PAPER_LIKE,
     labelFractions: [1],
-    vocabSize: 64,
-    contextLength: 8,
-    modelDim: 16,
-    numLayers: 2,
-    numHeads: 2,
-    mlpDim: 32,
+    model: { vocabSize: 64, contextLength: 8, modelDim: 16, numLayers: 2, numHeads: 2, mlpDim: 32 },
     expandUnits: 8,
     expandLayers: [0],
     steps: 6,
@@ -299,8 +300,8 @@ export function validateEraConfig(config: EraConfig): void {
     fail(`ERA coherence.steps must be an integer >= 0, got ${config.coherence.steps}.`);
   }
   for (const layer of config.expandLayers) {
-    if (!(Number.isInteger(layer) && layer >= 0 && layer < config.numLayers)) {
-      fail(`ERA expandLayers holds ${layer}; layers are 0..${config.numLayers - 1}.`);
+    if (!(Number.isInteger(layer) && layer >= 0 && layer < config.model.numLayers)) {
+      fail(`ERA expandLayers holds ${layer}; layers are 0..${config.model.numLayers - 1}.`);
     }
   }
   if (config.expandLayers.length === 0) fail('ERA needs at least one layer to expand.');
@@ -536,9 +537,9 @@ function prepareEraData(documents: readonly EraDocument[], config: EraConfig): P
   const trainIdx = Array.from(order).filter((i) => trainSet.has(i));
   const tokenizer = buildWordTokenizer(
     trainIdx.map((i) => documents[i]!.text),
-    config.vocabSize,
+    config.model.vocabSize,
   );
-  const maxTokens = config.contextLength + 1;
+  const maxTokens = config.model.contextLength + 1;
   const encode = (idx: readonly number[]) =>
     idx.map((i) => tokenizer.encodeDocument(documents[i]!.text, maxTokens));
   const train = encode(trainIdx);
@@ -748,15 +749,7 @@ export async function runEraExperiment(
   };
   const runs: EraRun[] = [];
   const details: EraRunDetails[] = [];
-  const base = {
-    vocabSize: data.tokenizer.size,
-    contextLength: config.contextLength,
-    modelDim: config.modelDim,
-    numLayers: config.numLayers,
-    numHeads: config.numHeads,
-    mlpDim: config.mlpDim,
-    seed: config.seed,
-  };
+  const base = { ...config.model, vocabSize: data.tokenizer.size, seed: config.seed };
   const allTrain = data.train.map((_, i) => i);
   for (const { method, labelFraction } of eraRunPlan(config)) {
     const phase = `${method}${method === 'control' ? '' : ` ${labelFraction}`}`;

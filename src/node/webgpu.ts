@@ -103,19 +103,21 @@ function isModuleNotFound(error: unknown): boolean {
   return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
 }
 
+/** A clear error for an optional package that is not installed; any other error as it is. */
+function missingPackageError(error: unknown, message: string): unknown {
+  return isModuleNotFound(error)
+    ? new GradientRoutingError(message, 'backend', undefined, { cause: error })
+    : error;
+}
+
 async function importDawn(): Promise<DawnModule> {
   try {
     return (await import('webgpu')) as unknown as DawnModule;
   } catch (error) {
-    if (isModuleNotFound(error)) {
-      throw new GradientRoutingError(
-        'WebGPU in Node needs the webgpu package (Dawn, prebuilt; no download at run time): npm install webgpu @tensorflow/tfjs-backend-webgpu.',
-        'backend',
-        undefined,
-        { cause: error },
-      );
-    }
-    throw error;
+    throw missingPackageError(
+      error,
+      'WebGPU in Node needs the webgpu package (Dawn, prebuilt; no download at run time): npm install webgpu @tensorflow/tfjs-backend-webgpu.',
+    );
   }
 }
 
@@ -278,15 +280,10 @@ export async function prepareNodeWebGpu(options: PrepareWebGpuOptions): Promise<
   } catch (error) {
     found.device.destroy();
     restoreGlobals({ ...globals, gpu: found.gpu, device: found.device, adapter });
-    if (isModuleNotFound(error)) {
-      throw new GradientRoutingError(
-        'WebGPU in Node needs @tensorflow/tfjs-backend-webgpu: npm install @tensorflow/tfjs-backend-webgpu webgpu.',
-        'backend',
-        undefined,
-        { cause: error },
-      );
-    }
-    throw error;
+    throw missingPackageError(
+      error,
+      'WebGPU in Node needs @tensorflow/tfjs-backend-webgpu: npm install @tensorflow/tfjs-backend-webgpu webgpu.',
+    );
   }
   // tfjs registers a factory of its own when navigator.gpu exists at import; it would request a
   // default adapter, which on the software path does not exist.

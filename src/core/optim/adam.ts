@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
+import { Moments } from './moments.js';
 
 /** Settings of {@link TorchAdamOptimizer}; the defaults are `torch.optim.Adam`'s. */
 export interface TorchAdamConfig {
@@ -24,13 +25,6 @@ export interface NamedGradient {
   name: string;
   /** Its gradient; `null`/`undefined` means the variable got none this step and is skipped. */
   tensor: tf.Tensor | null | undefined;
-}
-
-interface MomentState {
-  m: tf.Variable;
-  v: tf.Variable;
-  /** Steps taken by this variable; PyTorch keeps the count per parameter, so we do too. */
-  step: number;
 }
 
 function checkConfig(config: Required<TorchAdamConfig>): void {
@@ -76,7 +70,7 @@ export class TorchAdamOptimizer extends tf.Optimizer {
 
   /** The settings in force, defaults filled in. */
   readonly config: Readonly<Required<TorchAdamConfig>>;
-  private readonly state = new Map<string, MomentState>();
+  private readonly moments = new Moments();
 
   /** @param config - Settings; omitted ones take PyTorch's defaults. */
   constructor(config: TorchAdamConfig = {}) {
@@ -123,7 +117,7 @@ export class TorchAdamOptimizer extends tf.Optimizer {
             `variable "${name}" of shape [${variable.shape}]. Pass the gradient of that variable.`,
         );
       }
-      const state = this.stateFor(variable);
+      const state = this.moments.of(variable);
       state.step += 1;
       // Bias corrections in double precision on the host: the step count is known here, so no
       // tensor has to be read back.
@@ -142,27 +136,9 @@ export class TorchAdamOptimizer extends tf.Optimizer {
     this.incrementIterations();
   }
 
-  private stateFor(variable: tf.Variable): MomentState {
-    let state = this.state.get(variable.name);
-    if (state === undefined) {
-      // The tidy frees the zeros a variable is made from; the variables themselves survive it.
-      state = tf.tidy(() => ({
-        m: tf.variable(tf.zerosLike(variable), false),
-        v: tf.variable(tf.zerosLike(variable), false),
-        step: 0,
-      }));
-      this.state.set(variable.name, state);
-    }
-    return state;
-  }
-
   /** Frees the moment variables. The optimizer can be used again afterwards, starting afresh. */
   override dispose(): void {
-    for (const { m, v } of this.state.values()) {
-      m.dispose();
-      v.dispose();
-    }
-    this.state.clear();
+    this.moments.dispose();
     super.dispose();
   }
 

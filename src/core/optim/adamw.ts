@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
+import { Moments } from './moments.js';
 
 /** Settings of {@link AdamW}; the defaults are the ERA paper's (`torch.optim.AdamW`). */
 export interface AdamWConfig {
@@ -23,7 +24,7 @@ export class AdamW {
   private readonly beta2: number;
   private readonly epsilon: number;
   private readonly weightDecay: number;
-  private readonly moments = new Map<string, { m: tf.Variable; v: tf.Variable; step: number }>();
+  private readonly moments = new Moments();
 
   constructor(config: AdamWConfig = {}) {
     this.beta1 = config.beta1 ?? 0.9;
@@ -55,15 +56,7 @@ export class AdamW {
     for (const variable of variables) {
       const g = grads[variable.name];
       if (g === undefined) continue;
-      let state = this.moments.get(variable.name);
-      if (state === undefined) {
-        state = tf.tidy(() => ({
-          m: tf.variable(tf.zerosLike(variable), false),
-          v: tf.variable(tf.zerosLike(variable), false),
-          step: 0,
-        }));
-        this.moments.set(variable.name, state);
-      }
+      const state = this.moments.of(variable);
       state.step += 1;
       const { m: mVar, v: vVar } = state;
       const correction1 = 1 - this.beta1 ** state.step;
@@ -83,11 +76,7 @@ export class AdamW {
 
   /** Frees the moment variables. */
   dispose(): void {
-    for (const { m, v } of this.moments.values()) {
-      m.dispose();
-      v.dispose();
-    }
-    this.moments.clear();
+    this.moments.dispose();
   }
 }
 

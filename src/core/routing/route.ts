@@ -1,3 +1,4 @@
+import type { Tensor } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
 import { readSync } from '../util/read.js';
@@ -193,6 +194,19 @@ function maskedGradientOp(
   return (x, mask) => op(x, mask);
 }
 
+/** Runs a masked op on `x` with its mask resolved (and, in validation mode, checked). */
+function applyMasked<T extends tf.Tensor>(
+  op: (x: tf.Tensor, mask: tf.Tensor) => tf.Tensor,
+  name: string,
+  x: T,
+  mask: MaskInput,
+  options: RouteOptions = {},
+): T {
+  assertFloat(x, name);
+  // Resolved tensors made here are disposed by the tidy; the op saves its own copy for backward.
+  return tf.tidy(() => op(x, resolveMask(x, mask, options.range)) as T);
+}
+
 // A clone shares x's data: the forward value is x itself, bit for bit.
 const routeOp = maskedGradientOp((x) => tf.clone(x));
 const gateOp = maskedGradientOp(exactMaskProduct);
@@ -216,16 +230,8 @@ const gateOp = maskedGradientOp(exactMaskProduct);
  * const routed = routeGradients(latent, mask);
  * ```
  */
-export function routeGradients<T extends tf.Tensor>(
-  x: T,
-  mask: MaskInput,
-  options: RouteOptions = {},
-): T {
-  assertFloat(x, 'routeGradients');
-  return tf.tidy(() => {
-    // Resolved tensors made here are disposed by the tidy; the op saves its own copy for backward.
-    return routeOp(x, resolveMask(x, mask, options.range)) as T;
-  });
+export function routeGradients<T extends Tensor>(x: T, mask: MaskInput, options?: RouteOptions): T {
+  return applyMasked(routeOp, 'routeGradients', x, mask, options);
 }
 
 /** Options of {@link routeGradients} and {@link gateForward}. */
@@ -257,13 +263,6 @@ export function stopGradient<T extends tf.Tensor>(x: T): T {
  * pass; both directions give exact +0 where `keep` is 0, even for NaN or infinite values.
  * {@link ablate} is this op with a feature-region mask; use it directly for other masks.
  */
-export function gateForward<T extends tf.Tensor>(
-  x: T,
-  keep: MaskInput,
-  options: RouteOptions = {},
-): T {
-  assertFloat(x, 'gateForward');
-  return tf.tidy(() => {
-    return gateOp(x, resolveMask(x, keep, options.range)) as T;
-  });
+export function gateForward<T extends Tensor>(x: T, keep: MaskInput, options?: RouteOptions): T {
+  return applyMasked(gateOp, 'gateForward', x, keep, options);
 }
