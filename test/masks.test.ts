@@ -552,6 +552,9 @@ describe.each(TEST_BACKENDS)('mask tensors on %s', (backend) => {
       /weight -0\.76 at flat index 0.*\[-0\.75, 1\] \(as declared\)/,
     );
     expect(() => new MaskTable([[1.01]], { range: [-0.75, 1] })).toThrow(/weight 1\.01/);
+    expect(() => new MaskTable([[3]], { range: [0, 2] })).toThrow(
+      /weight 3 at flat index 0; mask weights must be numbers in \[0, 2\] \(as declared\)/,
+    );
     try {
       new MaskTable([[0, Number.NaN]]);
       expect.unreachable();
