@@ -159,11 +159,14 @@ async function checkOutputDirectory(out: string): Promise<boolean> {
   return existing === undefined;
 }
 
+/** A redrawn bar on a terminal; in a file or pipe, a plain line every 5 s. */
 function progressBar(started: number) {
-  let lastDraw = 0;
+  const interactive = process.stderr.isTTY === true;
+  const every = interactive ? 250 : 5000;
+  let lastDraw = Number.NEGATIVE_INFINITY;
   return (p: EraProgress) => {
     const now = performance.now();
-    if (now - lastDraw < 250 && p.done !== p.total) return;
+    if (now - lastDraw < every && p.done !== p.total) return;
     lastDraw = now;
     const elapsed = (now - started) / 1000;
     const eta = (elapsed / p.done) * (p.total - p.done);
@@ -171,8 +174,8 @@ function progressBar(started: number) {
     const filled = Math.round((p.done / p.total) * width);
     const loss = p.loss === undefined ? '' : ` loss ${p.loss.toFixed(3)}`;
     const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total} ${p.phase}${loss} ETA ${eta.toFixed(0)}s`;
-    process.stderr.write(process.stderr.isTTY ? `\r${line.padEnd(90)}` : `${line}\n`);
-    if (p.done === p.total && process.stderr.isTTY) process.stderr.write('\n');
+    process.stderr.write(interactive ? `\r${line.padEnd(90)}` : `${line}\n`);
+    if (p.done === p.total && interactive) process.stderr.write('\n');
   };
 }
 
