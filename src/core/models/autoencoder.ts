@@ -160,13 +160,3 @@ function runLayers(
 export function regionWidth(regions: readonly Region[]): number {
   return regions.reduce((width, [start, end]) => width + end - start, 0);
 }
-
-/** Checks that `x` is a float32 `[B, inputDim]` batch for this model. */
-export function assertModelInput(model: Autoencoder, x: tf.Tensor, what: string): void {
-  if (x.rank !== 2 || x.shape[1] !== model.config.inputDim || x.dtype !== 'float32') {
-    throw new GradientRoutingError(
-      `${what} must be a float32 [B, ${model.config.inputDim}] tensor, got ${x.dtype} [${x.shape}]; ` +
-        'flatten the images and cast them to float32.',
-    );
-  }
-}
