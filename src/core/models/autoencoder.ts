@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { GradientRoutingError } from '../errors.js';
 import { denseStack } from '../layers/dense-stack.js';
 import { ablate } from '../masks/ablate.js';
 import { type Region, regionList, sliceRegions, validateRegions } from '../masks/regions.js';
@@ -50,7 +49,7 @@ export class Autoencoder implements HasRoutingPoints {
   readonly certificateSlices: ReadonlyArray<readonly Region[]>;
   readonly routingPoints: readonly string[];
 
-  /** @throws {@link GradientRoutingError} if the sizes or certificate slices are invalid. */
+  /** @throws `GradientRoutingError` if the sizes or certificate slices are invalid. */
   constructor(config: AutoencoderConfig) {
     const { inputDim, hidden, latentDim, seed = 0 } = config;
     const slices = (config.certificates ?? []).map((slice) => regionList(slice));
