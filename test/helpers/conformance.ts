@@ -1,6 +1,7 @@
 /**
  * The checks every backend must pass, compared with the cpu backend in the same process: the
- * routing op's exactness and a short routed training run. Everything is read with `await
+ * routing op's exactness and a short routed training run; and, on the backend alone, the same
+ * numbers from the same seed. Everything is read with `await
  * tensor.data()`, since WebGPU in Node cannot read synchronously.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -10,6 +11,7 @@ import { expect, it } from 'vitest';
 import { Autoencoder } from '../../src/core/models/autoencoder.js';
 import { splitObjective } from '../../src/core/models/split-objective.js';
 import { routeGradients, stopGradient } from '../../src/core/routing/route.js';
+import { runSplitExperiment, splitPresets } from '../../src/experiments/split.js';
 import { expectNoLeak } from './backends.js';
 
 const ROUTES = [
@@ -221,5 +223,42 @@ export function routingConformanceTests(backend: string, tolerance = 1e-5): void
     // Digits 0–4 send no gradient into latent dims 4–8: those kernel columns stay bit for bit.
     expect(bitMismatches(here.blockedAfter, here.blockedBefore)).toEqual([]);
     expect(bitMismatches(reference.blockedAfter, reference.blockedBefore)).toEqual([]);
+  });
+
+  it('gives the same numbers for the same seed, probes on', async () => {
+    // Two label groups of 3x4 images; the values only need to be the same for both runs.
+    const dataset = (count: number, seed: number) => ({
+      images: seededValues(count * 12, seed),
+      labels: Int32Array.from({ length: count }, (_, i) => (i * 7) % 4),
+      count,
+      rows: 3,
+      cols: 4,
+    });
+    const data = { train: dataset(40, 5), test: dataset(12, 6) };
+    const config = {
+      ...splitPresets.smoke,
+      model: { hidden: [10], latentDim: 4, seed: 1 },
+      fit: { epochs: 2, batchSize: 8, seed: 2 },
+      probe: { epochs: 1, batchSize: 8, learningRate: 1e-2 },
+      partition: [
+        [0, 1],
+        [2, 3],
+      ],
+    };
+    await expectNoLeak(async () => {
+      const runs = [await runSplitExperiment(data, config), await runSplitExperiment(data, config)];
+      const numbers = runs.map((run) => {
+        run.model.dispose();
+        return {
+          losses: run.losses,
+          decoder: run.decoderPerLabel,
+          certificates: run.certificates.map((c) => c.perLabelMae),
+          probes: run.probes.map((p) => p.perLabelMae),
+        };
+      });
+      expect(numbers[0]!.probes).toHaveLength(2);
+      expect(numbers[0]!.losses.length).toBeGreaterThan(0);
+      expect(numbers[1]).toEqual(numbers[0]);
+    });
   });
 }
