@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { labelRule } from '../src/core/masks/table.js';
 import { Autoencoder } from '../src/core/models/autoencoder.js';
@@ -250,6 +251,32 @@ describe.each(TEST_BACKENDS)('Autoencoder on %s', (backend) => {
       for (const [a, b] of pairs)
         expect(Array.from(b!.dataSync())).toEqual(Array.from(a!.dataSync()));
       tf.dispose([x, z, ...pairs.flat()]);
+      model.dispose();
+      loaded.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('tf.loadLayersModel on a saved Autoencoder says to use loadAutoencoder', async () => {
+    await useBackend(backend);
+    const dir = mkdtempSync(path.join(tmpdir(), 'gr-ae-'));
+    try {
+      const model = new Autoencoder({ inputDim: 4, hidden: [3], latentDim: 2, seed: 1 });
+      await saveAutoencoder(model, saveToDirectory(dir));
+      const before = tf.memory().numTensors;
+      // Without the registered class tfjs-layers says only `Improper config format`.
+      await expect(tfl.loadLayersModel(loadFromDirectory(dir))).rejects.toMatchObject({
+        name: 'GradientRoutingError',
+        code: 'invalid-data',
+        message: expect.stringMatching(
+          /hold a gradient-routing Autoencoder \(saved by saveAutoencoder\), not a tfjs-layers model; load them with loadAutoencoder\(handler\)/,
+        ),
+      });
+      expect(tf.memory().numTensors).toBe(before);
+      // The same folder still loads as an Autoencoder.
+      const loaded = await loadAutoencoder(loadFromDirectory(dir));
+      expect(loaded.getConfig()).toEqual(model.getConfig());
       model.dispose();
       loaded.dispose();
     } finally {
