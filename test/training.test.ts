@@ -296,6 +296,33 @@ describe('splitObjective in detail', () => {
     m.dispose();
   });
 
+  it('rejects label tensors outside every route, NaN or fractional, in each step (validation on)', async () => {
+    await useBackend('cpu');
+    const m = new Autoencoder({ inputDim: 5, hidden: [4], latentDim: 6, seed: 3 });
+    const objective = splitObjective({ routes: three }, 6);
+    const x = tf.randomUniform([2, 5], -1, 1, 'float32', 4) as tf.Tensor2D;
+    await expectNoLeak(() => {
+      // 0.1.0 trained on these silently: 12 got an all-zero mask, NaN became 0 and 2.7 became 2.
+      for (const [bad, message] of [
+        [12, /example 1 has label 12, but labels must be integers in \[0, 3\)/],
+        [Number.NaN, /example 1 has label NaN/],
+        [2.7, /example 1 has label 2\.7/],
+      ] as const) {
+        const labels = tf.tensor1d([0, bad], 'float32') as tf.Tensor1D;
+        expect(() => objective.loss(m, x, labels)).toThrow(message);
+        try {
+          objective.loss(m, x, labels);
+        } catch (error) {
+          expect(error).toMatchObject({ code: 'invalid-label' });
+        }
+        labels.dispose();
+      }
+    });
+    x.dispose();
+    objective.dispose();
+    m.dispose();
+  });
+
   it('passes the label options to its rule and validates the weights', () => {
     const strict = splitObjective({ routes: three }, 6);
     expect(strict.rule.spec.unrouted).toBe('error');
