@@ -438,6 +438,48 @@ describe('fit', () => {
     sgd.dispose();
   });
 
+  it('stops exactly past divergenceFactor times the first loss, not at it', async () => {
+    await useBackend('cpu');
+    const v = tf.variable(tf.zeros([1]));
+    const x = tf.ones([8, 1]);
+    const labels = tf.zeros([8], 'int32');
+    const sgd = tf.train.sgd(0.1);
+    /** Fits with losses read every step from `script`; returns the losses recorded or the error. */
+    const runScript = async (script: number[], divergenceFactor?: number) => {
+      let call = 0;
+      return fitModel(
+        // The scripted value, plus v · 0 so that the loss depends on the variable it trains.
+        () => tf.add(tf.scalar(script[call++]!), tf.mul(tf.sum(v), 0)) as tf.Scalar,
+        [v],
+        sgd,
+        { x, labels },
+        { epochs: 1, batchSize: 2, lossEvery: 1, ...(divergenceFactor && { divergenceFactor }) },
+      ).then(
+        (result) => result.losses.map((p) => p.loss),
+        (error: unknown) => error,
+      );
+    };
+    const before = tf.memory().numTensors;
+    // The default factor is 1000: 1000 × the first loss is still training, just above is not.
+    expect(await runScript([2, 2000, -2000, 1])).toEqual([2, 2000, -2000, 1]);
+    expect(await runScript([2, 2000.5, 1, 1])).toMatchObject({
+      code: 'diverged',
+      value: 2000.5,
+      message: expect.stringMatching(
+        /training diverged at step 2: the loss is 2000\.5 \(the first was 2\)/,
+      ),
+    });
+    expect(await runScript([2, -2000.5, 1, 1])).toMatchObject({ code: 'diverged' });
+    expect(await runScript([2, 20, 1, 1], 10)).toEqual([2, 20, 1, 1]);
+    expect(await runScript([2, 20.5, 1, 1], 10)).toMatchObject({ code: 'diverged', value: 20.5 });
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(await runScript([2, 2, bad, 1])).toMatchObject({ code: 'diverged' });
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([v, x, labels]);
+    sgd.dispose();
+  });
+
   it('checks the labels once, before the first step, with the rule it is given', async () => {
     await useBackend('cpu');
     const model = smallModel(6, false);
