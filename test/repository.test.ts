@@ -36,6 +36,19 @@ describe('a clean checkout', () => {
     }
   });
 
+  it('ignores no tracked file, so biome checks every source file and git adds new ones', async () => {
+    // `reports/` (Stryker's output) once matched src/experiments/reports/ too: biome, which reads
+    // .gitignore, skipped those sources, and `git add -A` would have left new files there behind.
+    const { stdout } = await run(
+      'git',
+      ['ls-files', '--cached', '--ignored', '--exclude-standard'],
+      {
+        cwd: root,
+      },
+    );
+    expect(stdout.trim().split('\n').filter(Boolean)).toEqual([]);
+  });
+
   it(".ci/run's test step writes and reads its JSON report without CI set", async () => {
     // The step's two commands, exactly as .ci/run has them.
     const script = readFileSync(path.join(root, '.ci', 'run'), 'utf8');
