@@ -278,7 +278,13 @@ describe.skipIf(process.env.GR_MUTATION === '1')('examples/mnist-split.ts', () =
     const failed = run(
       'npx',
       ['tsx', 'examples/mnist-split.ts', '--preset', 'smoke', '--backend', 'wasm', '--out', out],
-      { cwd: process.cwd(), env: { ...process.env, NODE_OPTIONS: `--import ${preload}` } },
+      {
+        cwd: process.cwd(),
+        env: {
+          ...process.env,
+          NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${preload}`.trim(),
+        },
+      },
     );
     await expect(failed).rejects.toMatchObject({
       code: 1,
