@@ -9,6 +9,7 @@ import { constants, rmdirSync } from 'node:fs';
 import { access, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { setMaskValidation } from 'gradient-routing';
 import {
   ERA_METHODS,
   type EraConfig,
@@ -204,6 +205,10 @@ async function main() {
     }
   });
   const backend = await selectNodeBackend({ backend: options.backend });
+  // NaN or out-of-range masks and labels are errors, not silently wrong gradients (the forget
+  // rows declare their [-0.75, 1] range). Validation reads masks synchronously, which WebGPU in
+  // Node cannot do, so it stays off there.
+  setMaskValidation(backend !== 'webgpu');
   const { config } = options;
   console.error(
     `era: preset ${options.preset}, backend ${backend}, ${documents.length} documents from ${options.data ?? 'WordNet 3.1 glosses'}, ` +

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { labelRule } from '../src/core/masks/table.js';
 import { Autoencoder } from '../src/core/models/autoencoder.js';
@@ -257,6 +258,32 @@ describe.each(TEST_BACKENDS)('Autoencoder on %s', (backend) => {
     }
   });
 
+  it('tf.loadLayersModel on a saved Autoencoder says to use loadAutoencoder', async () => {
+    await useBackend(backend);
+    const dir = mkdtempSync(path.join(tmpdir(), 'gr-ae-'));
+    try {
+      const model = new Autoencoder({ inputDim: 4, hidden: [3], latentDim: 2, seed: 1 });
+      await saveAutoencoder(model, saveToDirectory(dir));
+      const before = tf.memory().numTensors;
+      // Without the registered class tfjs-layers says only `Improper config format`.
+      await expect(tfl.loadLayersModel(loadFromDirectory(dir))).rejects.toMatchObject({
+        name: 'GradientRoutingError',
+        code: 'invalid-data',
+        message: expect.stringMatching(
+          /hold a gradient-routing Autoencoder \(saved by saveAutoencoder\), not a tfjs-layers model; load them with loadAutoencoder\(handler\)/,
+        ),
+      });
+      expect(tf.memory().numTensors).toBe(before);
+      // The same folder still loads as an Autoencoder.
+      const loaded = await loadAutoencoder(loadFromDirectory(dir));
+      expect(loaded.getConfig()).toEqual(model.getConfig());
+      model.dispose();
+      loaded.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('loads a RoutedAutoencoder saved by 0.1.0, certificates on its routes', async () => {
     await useBackend(backend);
     // Written by 0.1.0's RoutedAutoencoder.save(saveToDirectory(dir)), with the outputs it gave.
@@ -408,6 +435,48 @@ describe('fit', () => {
     await expect(nan).rejects.toMatchObject({ code: 'diverged', value: Number.NaN });
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([v, x, labels, nanData]);
+    sgd.dispose();
+  });
+
+  it('stops exactly past divergenceFactor times the first loss, not at it', async () => {
+    await useBackend('cpu');
+    const v = tf.variable(tf.zeros([1]));
+    const x = tf.ones([8, 1]);
+    const labels = tf.zeros([8], 'int32');
+    const sgd = tf.train.sgd(0.1);
+    /** Fits with losses read every step from `script`; returns the losses recorded or the error. */
+    const runScript = async (script: number[], divergenceFactor?: number) => {
+      let call = 0;
+      return fitModel(
+        // The scripted value, plus v · 0 so that the loss depends on the variable it trains.
+        () => tf.add(tf.scalar(script[call++]!), tf.mul(tf.sum(v), 0)) as tf.Scalar,
+        [v],
+        sgd,
+        { x, labels },
+        { epochs: 1, batchSize: 2, lossEvery: 1, ...(divergenceFactor && { divergenceFactor }) },
+      ).then(
+        (result) => result.losses.map((p) => p.loss),
+        (error: unknown) => error,
+      );
+    };
+    const before = tf.memory().numTensors;
+    // The default factor is 1000: 1000 × the first loss is still training, just above is not.
+    expect(await runScript([2, 2000, -2000, 1])).toEqual([2, 2000, -2000, 1]);
+    expect(await runScript([2, 2000.5, 1, 1])).toMatchObject({
+      code: 'diverged',
+      value: 2000.5,
+      message: expect.stringMatching(
+        /training diverged at step 2: the loss is 2000\.5 \(the first was 2\)/,
+      ),
+    });
+    expect(await runScript([2, -2000.5, 1, 1])).toMatchObject({ code: 'diverged' });
+    expect(await runScript([2, 20, 1, 1], 10)).toEqual([2, 20, 1, 1]);
+    expect(await runScript([2, 20.5, 1, 1], 10)).toMatchObject({ code: 'diverged', value: 20.5 });
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(await runScript([2, 2, bad, 1])).toMatchObject({ code: 'diverged' });
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([v, x, labels]);
     sgd.dispose();
   });
 

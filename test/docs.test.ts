@@ -82,6 +82,29 @@ describe('runnable code blocks in the docs', () => {
     expect(cases.some((c) => c.name.startsWith('README.md'))).toBe(true);
   });
 
+  it('the README says the package is ESM-first and shows the CommonJS form, with real names', async () => {
+    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+    expect(readme).toMatch(/The package is ESM-first/);
+    expect(readme).toMatch(/top-level `await`/);
+    const block = /^```js\n([\s\S]*?require\('gradient-routing'\)[\s\S]*?)^```/m.exec(readme);
+    expect(block, 'a ```js block that requires gradient-routing').not.toBeNull();
+    const entries: Record<string, string> = {
+      'gradient-routing': 'src/index.ts',
+      'gradient-routing/node': 'src/node/index.ts',
+      'gradient-routing/experiments': 'src/experiments/index.ts',
+    };
+    const required = [...block![1]!.matchAll(/const \{([^}]*)\} = require\('([^']+)'\)/g)];
+    expect(required.map((r) => r[2])).toEqual(['gradient-routing', 'gradient-routing/node']);
+    for (const [, names, entry] of required) {
+      const exports = await import(
+        /* @vite-ignore */ pathToFileURL(path.join(root, entries[entry!]!)).href
+      );
+      for (const name of names!.split(',').map((n) => n.trim())) {
+        expect(typeof exports[name], `${entry} exports ${name}`).toBe('function');
+      }
+    }
+  });
+
   it('the type check catches a type error in a block', async () => {
     // The check must bite: a block that indexes a union without narrowing fails it.
     const bad = path.join(generated, 'zz-deliberately-wrong.ts');

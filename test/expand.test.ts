@@ -138,8 +138,17 @@ describe.each(TEST_BACKENDS)('MLP expansion and contraction on %s', (backend) =>
   });
 
   it('expands and contracts a tfjs-layers Dense pair', async () => {
-    const first = tfl.layers.dense({ units: 8, activation: 'relu', inputShape: [5] });
-    const second = tfl.layers.dense({ units: 3 });
+    // Seeded, so every run expands the same weights.
+    const first = tfl.layers.dense({
+      units: 8,
+      activation: 'relu',
+      inputShape: [5],
+      kernelInitializer: tfl.initializers.glorotUniform({ seed: 5 }),
+    });
+    const second = tfl.layers.dense({
+      units: 3,
+      kernelInitializer: tfl.initializers.glorotUniform({ seed: 6 }),
+    });
     const model = tfl.sequential({ layers: [first, second] });
     const x = tf.tensor2d(
       Array.from({ length: 20 }, (_, i) => Math.sin(i)),

@@ -257,6 +257,43 @@ describe.skipIf(process.env.GR_MUTATION === '1')('examples/mnist-split.ts', () =
     },
   );
 
+  it('prints the table first: a failed write cannot hide the numbers', async () => {
+    // A preload makes every rename onto summary.json fail, as a full disk would, after --out
+    // was checked and training ran.
+    const preload = path.join(scratch, 'fail-summary-write.mjs');
+    writeFileSync(
+      preload,
+      [
+        "import fsp from 'node:fs/promises';",
+        "import { syncBuiltinESMExports } from 'node:module';",
+        'const rename = fsp.rename;',
+        'fsp.rename = async (from, to) => {',
+        "  if (String(to).endsWith('summary.json')) throw new Error('ENOSPC: no space left on device (simulated)');",
+        '  return rename(from, to);',
+        '};',
+        'syncBuiltinESMExports();',
+      ].join('\n'),
+    );
+    const out = path.join(scratch, 'write-fails');
+    const failed = run(
+      'npx',
+      ['tsx', 'examples/mnist-split.ts', '--preset', 'smoke', '--backend', 'wasm', '--out', out],
+      {
+        cwd: process.cwd(),
+        env: {
+          ...process.env,
+          NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${preload}`.trim(),
+        },
+      },
+    );
+    await expect(failed).rejects.toMatchObject({
+      code: 1,
+      stdout: expect.stringMatching(/\| digit \| decoder[\s\S]*split ratio of low/),
+      stderr: expect.stringMatching(/summary\.json[\s\S]*ENOSPC/),
+    });
+    expect(existsSync(path.join(out, 'summary.json'))).toBe(false);
+  });
+
   it('checks --out before training: a file there is an argument error', async () => {
     const file = path.join(scratch, 'not-a-dir');
     writeFileSync(file, 'x');

@@ -379,6 +379,16 @@ describe('chart specs', () => {
     expect(countMatches(svg, /aria-roledescription="point"/g)).toBe(5);
   });
 
+  it('labels the step axis with whole numbers, even over a few steps', async () => {
+    const svg = await renderVegaLiteToSvg(
+      lineChartSpec({ curves: [{ name: 'loss', values: [3.7, 3.6], steps: [10, 16] }] }),
+    );
+    const ticks = [...svg.matchAll(/<text[^>]*>([\d.,]+)<\/text>/g)].map((m) => m[1]!);
+    expect(ticks).toContain('10');
+    expect(ticks).toContain('16');
+    expect(ticks.filter((t) => /^1\d(\.\d+)?$/.test(t)).every((t) => !t.includes('.'))).toBe(true);
+  });
+
   it('names the problem in bad input', () => {
     expect(() => lineChartSpec({ curves: [{ name: 'a', values: [1, 2], steps: [0] }] })).toThrow(
       /curve 'a' has 2 values but 1 steps/,

@@ -215,6 +215,59 @@ describe.skipIf(process.env.GR_MUTATION_LIGHT === '1').each(TEST_BACKENDS)(
   },
 );
 
+describe('runSplitExperiment routes the latent, and its control does not', () => {
+  it("trained on one group only, the other groups' latent weights stay bit for bit unless routed: false", async () => {
+    await useBackend('cpu');
+    const all = syntheticDataset(48, 3);
+    // Only digit 0 in training: with the penalties off and no weight decay, nothing but the
+    // reconstruction of digit-0 examples can move the latent weights.
+    const keep = Array.from(all.labels.keys()).filter((i) => all.labels[i] === 0);
+    const train: ImageDataset = {
+      ...all,
+      count: keep.length,
+      labels: Int32Array.from(keep, (i) => all.labels[i]!),
+      images: Float32Array.from(
+        keep.flatMap((i) => Array.from(all.images.subarray(i * 36, (i + 1) * 36))),
+      ),
+    };
+    const config: SplitExperimentConfig = {
+      ...tinyConfig,
+      objective: { routed: true, weights: { l1: 0, correlation: 0, certificates: 1 } },
+      optimizer: { learningRate: 1e-2, weightDecay: 0 },
+      probe: { ...tinyConfig.probe, epochs: 0 },
+    };
+    const initial = new Autoencoder({
+      ...config.model,
+      inputDim: 36,
+      certificates: [[[0, 2]], [[2, 4]], [[4, 6]]],
+    });
+    const kernelBits = (m: Autoencoder) => {
+      const kernel = m.trainableVariables.find((v) => v.shape[0] === 12 && v.shape[1] === 6)!;
+      const values = kernel.dataSync() as Float32Array;
+      return Array.from(new Uint32Array(values.buffer, values.byteOffset, values.length));
+    };
+    const start = kernelBits(initial);
+    const data = { train, test: syntheticDataset(15, 4) };
+    const routed = await runSplitExperiment(data, config);
+    const control = await runSplitExperiment(data, {
+      ...config,
+      objective: { ...config.objective, routed: false },
+    });
+    const [own, others] = [[0, 2] as const, [2, 6] as const];
+    const routedKernel = kernelBits(routed.model);
+    const controlKernel = kernelBits(control.model);
+    // Routed: digit 0 trained its own dims and left the other groups' dims untouched.
+    expect(columns(routedKernel, 6, others)).toEqual(columns(start, 6, others));
+    expect(columns(routedKernel, 6, own)).not.toEqual(columns(start, 6, own));
+    // The control trained the other dims too (of 48 kernel entries, those of dead ReLU units stay).
+    const moved = columns(controlKernel, 6, others).filter(
+      (b, i) => b !== columns(start, 6, others)[i],
+    );
+    expect(moved.length).toBeGreaterThan(24);
+    for (const m of [initial, routed.model, control.model]) m.dispose();
+  });
+});
+
 describe('splitObjective in detail', () => {
   const three = [
     { labels: [0], region: [0, 2] as const },
@@ -293,6 +346,33 @@ describe('splitObjective in detail', () => {
       expect(() => on.rule.masksFor([0])).toThrow(/was disposed/);
     });
     tf.dispose([x, y]);
+    m.dispose();
+  });
+
+  it('rejects label tensors outside every route, NaN or fractional, in each step (validation on)', async () => {
+    await useBackend('cpu');
+    const m = new Autoencoder({ inputDim: 5, hidden: [4], latentDim: 6, seed: 3 });
+    const objective = splitObjective({ routes: three }, 6);
+    const x = tf.randomUniform([2, 5], -1, 1, 'float32', 4) as tf.Tensor2D;
+    await expectNoLeak(() => {
+      // 0.1.0 trained on these silently: 12 got an all-zero mask, NaN became 0 and 2.7 became 2.
+      for (const [bad, message] of [
+        [12, /example 1 has label 12, but labels must be integers in \[0, 3\)/],
+        [Number.NaN, /example 1 has label NaN/],
+        [2.7, /example 1 has label 2\.7/],
+      ] as const) {
+        const labels = tf.tensor1d([0, bad], 'float32') as tf.Tensor1D;
+        expect(() => objective.loss(m, x, labels)).toThrow(message);
+        try {
+          objective.loss(m, x, labels);
+        } catch (error) {
+          expect(error).toMatchObject({ code: 'invalid-label' });
+        }
+        labels.dispose();
+      }
+    });
+    x.dispose();
+    objective.dispose();
     m.dispose();
   });
 

@@ -9,6 +9,37 @@ const VERSION = 2;
 /** What 0.1.0 saved: the routes lived in the model then. */
 const FORMAT_0_1 = 'gradient-routing/RoutedAutoencoder';
 
+/**
+ * The class name a saved Autoencoder's topology carries. tfjs-layers' `loadLayersModel` looks it
+ * up in the class registry, where {@link AutoencoderArtifacts} stands, and gets an error that
+ * says what to call instead of its own `Improper config format`.
+ */
+const CLASS_NAME = 'GradientRoutingAutoencoder';
+
+/** Registered under {@link CLASS_NAME}; never built: `fromConfig` only explains the mistake. */
+class AutoencoderArtifacts extends tf.serialization.Serializable {
+  static className = CLASS_NAME;
+
+  override getClassName(): string {
+    return CLASS_NAME;
+  }
+
+  getConfig(): tf.serialization.ConfigDict {
+    return {};
+  }
+
+  static override fromConfig<T extends tf.serialization.Serializable>(): T {
+    throw new GradientRoutingError(
+      'these artifacts hold a gradient-routing Autoencoder (saved by saveAutoencoder), not a ' +
+        "tfjs-layers model; load them with loadAutoencoder(handler) from 'gradient-routing', " +
+        'e.g. loadAutoencoder(loadFromDirectory(dir)).',
+      'invalid-data',
+      CLASS_NAME,
+    );
+  }
+}
+tf.serialization.registerClass(AutoencoderArtifacts);
+
 interface SavedTopology {
   format?: string;
   version?: number;
@@ -43,7 +74,13 @@ export async function saveAutoencoder(
   });
   const { data, specs } = await tf.io.encodeWeights(named);
   return handler.save({
-    modelTopology: { format: FORMAT, version: VERSION, config: model.getConfig() },
+    modelTopology: {
+      // For tf.loadLayersModel, which reads class_name and config: see AutoencoderArtifacts.
+      class_name: CLASS_NAME,
+      format: FORMAT,
+      version: VERSION,
+      config: model.getConfig(),
+    },
     weightSpecs: specs,
     weightData: data,
     format: FORMAT,

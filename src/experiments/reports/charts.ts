@@ -204,7 +204,13 @@ export function lineChartSpec(options: LineChartOptions): VegaLiteSpec {
     data: { values },
     mark: { type: 'line', point: points, interpolate: 'linear' },
     encoding: {
-      x: { field: 'step', type: 'quantitative', title: options.stepTitle ?? 'step' },
+      x: {
+        field: 'step',
+        type: 'quantitative',
+        title: options.stepTitle ?? 'step',
+        // Steps are whole numbers: no "10.0, 10.5, 11.0" ticks on a short run.
+        axis: { tickMinStep: 1, format: 'd' },
+      },
       y: {
         field: 'value',
         type: 'quantitative',

@@ -1,0 +1,141 @@
+// What the split report's figures say: the smoke preset's note, the reconstruction grid's row
+// labels and the bar chart's legend. The PNGs cannot be read back as text, so the chart specs and
+// the grid's SVG are caught on their way to the renderer (which still runs).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  runSplitExperiment,
+  type SplitExperimentResult,
+  splitPresets,
+  summarizeSplitExperiment,
+} from '../src/experiments/index.js';
+import type { VegaLiteSpec } from '../src/experiments/reports/charts.js';
+import type { ImageDataset } from '../src/index.js';
+import { writeSplitReport } from '../src/node/split-report.js';
+import { useBackend } from './helpers/backends.js';
+
+const rendered = vi.hoisted(() => ({ charts: new Map<string, unknown>(), svgs: [] as string[] }));
+
+vi.mock('../src/node/render.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../src/node/render.js')>();
+  return {
+    ...original,
+    writeChartPng: (file: string, spec: VegaLiteSpec, options?: unknown) => {
+      rendered.charts.set(path.basename(file), spec);
+      return original.writeChartPng(
+        file,
+        spec,
+        options as Parameters<typeof original.writeChartPng>[2],
+      );
+    },
+    svgToPng: (svg: string, options?: Parameters<typeof original.svgToPng>[1]) => {
+      rendered.svgs.push(svg);
+      return original.svgToPng(svg, options);
+    },
+  };
+});
+
+/** 6x6 images of three classes: class c lights column block c. */
+function syntheticDataset(count: number, seed: number): ImageDataset {
+  const images = new Float32Array(count * 36);
+  const labels = new Int32Array(count);
+  let state = seed;
+  const random = () => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state / 2147483648;
+  };
+  for (let i = 0; i < count; i++) {
+    labels[i] = i % 3;
+    for (let p = 0; p < 36; p++) {
+      const lit = Math.floor((p % 6) / 2) === labels[i];
+      images[i * 36 + p] = (lit ? 0.8 : -0.8) + (random() - 0.5) * 0.2;
+    }
+  }
+  return { images, labels, count, rows: 6, cols: 6 };
+}
+
+const SMOKE_NOTE = '[smoke: checks the pipeline only]';
+const scratch = mkdtempSync(path.join(tmpdir(), 'gr-split-report-'));
+const test = syntheticDataset(12, 2);
+let result: SplitExperimentResult;
+
+beforeAll(async () => {
+  await useBackend('cpu');
+  result = await runSplitExperiment(
+    { train: syntheticDataset(48, 1), test },
+    {
+      ...splitPresets.smoke,
+      model: { hidden: [12], latentDim: 6, seed: 0 },
+      fit: { epochs: 1, batchSize: 16, seed: 0 },
+      probe: { ...splitPresets.smoke.probe, epochs: 1 },
+      partition: [[0], [1], [2]],
+    },
+  );
+});
+
+afterAll(() => {
+  result.model.dispose();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+/** Writes the report of `result` as if run with `preset`; returns the chart titles and grid SVG. */
+async function report(preset: string) {
+  rendered.charts.clear();
+  rendered.svgs.length = 0;
+  const summary = summarizeSplitExperiment(result, { preset, backend: 'cpu', wallSeconds: 1 });
+  const before = tf.memory().numTensors;
+  const { failed } = await writeSplitReport(path.join(scratch, preset), result, summary, test);
+  expect(tf.memory().numTensors).toBe(before);
+  expect(failed).toEqual([]);
+  const title = (file: string) => (rendered.charts.get(file) as { title?: unknown }).title;
+  expect(rendered.svgs).toHaveLength(1);
+  return {
+    perDigit: rendered.charts.get('per-digit-mae.png') as VegaLiteSpec,
+    titles: [title('per-digit-mae.png'), title('loss.png')],
+    grid: rendered.svgs[0]!,
+  };
+}
+
+describe('the split report figures', () => {
+  it('say in every title that smoke only checks the pipeline, and only for smoke', async () => {
+    const smoke = await report('smoke');
+    for (const title of smoke.titles) expect(title).toEqual(expect.stringContaining(SMOKE_NOTE));
+    expect(smoke.grid).toContain(`Test reconstructions ${SMOKE_NOTE}`);
+    const quick = await report('quick');
+    for (const title of quick.titles) expect(String(title)).not.toMatch(/smoke/);
+    expect(quick.grid).not.toMatch(/smoke/);
+  });
+
+  it('label each row of the reconstruction grid, top to bottom, beside its row', async () => {
+    const { grid } = await report('quick');
+    const labels = [...grid.matchAll(/<text x="142" y="([\d.]+)"[^>]*>([^<]*)<\/text>/g)];
+    expect(labels.map((m) => m[2])).toEqual([
+      'original',
+      'decoder',
+      'only group0 (dims 0-1)',
+      'only group1 (dims 2-3)',
+      'only group2 (dims 4-5)',
+    ]);
+    // Five rows of 6 px images at scale 2 with 2 px padding, under a 24 px title: each label sits
+    // at the middle of its row.
+    const image = /<image x="150" y="24" width="(\d+)" height="(\d+)"/.exec(grid);
+    expect(image).not.toBeNull();
+    const pitch = (Number(image![2]) - 2) / 5;
+    expect(pitch).toBe(14);
+    labels.forEach((m, row) => {
+      expect(Number(m[1])).toBeCloseTo(24 + 2 + row * pitch + pitch / 2, 6);
+    });
+  });
+
+  it('name every half decoder in the bar chart legend, which is never cut', async () => {
+    const { perDigit } = await report('quick');
+    const json = JSON.stringify(perDigit);
+    for (const key of ['group0', 'group1', 'group2']) {
+      expect(json).toContain(`${key} half (certificates)`);
+    }
+    expect(json).toContain('"labelLimit":0');
+  });
+});
