@@ -259,6 +259,12 @@ export function routingConformanceTests(backend: string, tolerance = 1e-5): void
       expect(numbers[0]!.probes).toHaveLength(2);
       expect(numbers[0]!.losses.length).toBeGreaterThan(0);
       expect(numbers[1]).toEqual(numbers[0]);
+      const reseeded = await runSplitExperiment(data, {
+        ...config,
+        fit: { ...config.fit, seed: 3 },
+      });
+      reseeded.model.dispose();
+      expect(reseeded.losses).not.toEqual(numbers[0]!.losses);
     });
   });
 }
