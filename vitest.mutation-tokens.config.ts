@@ -13,6 +13,7 @@ export default defineConfig({
       'test/transformer.test.ts',
       'test/expand.test.ts',
       'test/autoencoder.test.ts',
+      'test/dense-stack.test.ts',
     ],
     env: { GR_MUTATION: '1', GR_MUTATION_LIGHT: '1' },
   },
