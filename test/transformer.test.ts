@@ -133,7 +133,16 @@ describe('TinyTransformer errors', () => {
     expect(() => model.forward(floats)).toThrow(GradientRoutingError);
     tf.dispose([long, floats]);
     model.dispose();
-    expect(() => model.forward(floats)).toThrow(/disposed/);
+    // A clear error, not tfjs's message about a disposed tensor.
+    let caught: unknown;
+    try {
+      model.forward(floats);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(GradientRoutingError);
+    expect((caught as GradientRoutingError).code).toBe('disposed');
+    expect((caught as GradientRoutingError).message).toMatch(/this transformer was disposed/);
   });
 
   it('rejects a head count that does not divide the width', () => {
@@ -260,6 +269,8 @@ describe.each(TEST_BACKENDS)('TinyTransformer against a reference on %s', (backe
       // The logits are not near zero, so the tolerance above is tight.
       expect(Math.max(...want.logits.flat(2).map(Math.abs))).toBeGreaterThan(0.5);
     });
+    // Without a context, the forward pass keeps only its result.
+    await expectNoLeak(() => model.forward(x).dispose());
     // Captured activations outlive the forward pass (it runs in the caller's scope).
     const hidden = tf.tidy(() => {
       const context = forwardContext(model, { capture: ['blocks.*.mlp.hidden'] });
@@ -343,6 +354,37 @@ describe('TinyTransformer parameters and lifecycle', () => {
     for (const name of ['blocks.0.ln2.gain', 'final.gain']) {
       expect(new Set(params.get(name)!.dataSync()), name).toEqual(new Set([1]));
     }
+    model.dispose();
+  });
+
+  it('gives every parameter its documented shape, and builds values for exactly those', () => {
+    const { vocabSize: V, contextLength: T, modelDim: d, mlpDim: h } = config;
+    const shapes: Record<string, number[]> = {
+      'embed.tokens': [V, d],
+      'embed.positions': [T, d],
+      'ln1.gain': [d],
+      'ln1.bias': [d],
+      'attn.qkv.weight': [d, 3 * d],
+      'attn.qkv.bias': [3 * d],
+      'attn.out.weight': [d, d],
+      'attn.out.bias': [d],
+      'ln2.gain': [d],
+      'ln2.bias': [d],
+      'mlp.in.weight': [d, h],
+      'mlp.in.bias': [h],
+      'mlp.out.weight': [h, d],
+      'mlp.out.bias': [d],
+      'final.gain': [d],
+      'final.bias': [d],
+      unembed: [d, V],
+    };
+    const model = createTransformer(config);
+    for (const [name, v] of model.namedParameters()) {
+      expect(v.shape, name).toEqual(shapes[name.replace(/^blocks\.\d+\./, '')]);
+    }
+    const values = initialTransformerValues(config);
+    expect([...values.keys()]).toEqual([...model.namedParameters().keys()]);
+    for (const v of values.values()) v.dispose();
     model.dispose();
   });
 
