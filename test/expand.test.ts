@@ -397,6 +397,16 @@ describe('Dense pair expansion: layers without bias and bad layers', () => {
     expect(() => contractDensePair(first, unbuilt, { name: 'x', start: 0, end: 1 })).toThrow(
       /the second layer must be a built/,
     );
+    // A built layer of another class.
+    const relu = tfl.layers.activation({ activation: 'relu' });
+    const withActivation = tfl.sequential({
+      layers: [tfl.layers.dense({ units: 2, inputShape: [4] }), relu],
+    });
+    expect(relu.built).toBe(true);
+    expect(() => expandDensePair(first, relu, options)).toThrow(
+      /the second layer must be a built tfjs-layers Dense layer .*got Activation\.$/,
+    );
+    withActivation.dispose();
     // first → first: 5 units feed a layer that takes 4 inputs.
     expect(() => expandDensePair(first, first, options)).toThrow(
       /the first Dense layer has 5 units but the second takes 4 inputs/,

@@ -214,10 +214,19 @@ describe('token-frequency rule: options and edges', () => {
     expect(Array.from(alone)).toEqual(
       [expected(2, 0), expected(1, 0), expected(0, 0)].map((w) => Math.fround(w)),
     );
-    const shifted = tokenFrequencyWeights(forget, [[2, 2]], 3, { offset: 0 });
-    // Retain total 2 scaled to the forget total 3: token 2 has retain count 3.
-    expect(shifted[0]).toBeCloseTo(expected(2, 0, 1, 20, 0), 6);
-    expect(shifted[2]).toBeCloseTo(expected(0, 3, 1, 20, 0), 6);
+    // Offset 0 puts equal frequencies at weight ~0.5, where the weight is most sensitive.
+    // Forget: token 0 forty times. Retain: tokens 0 and 1 ten times each, a total of 20 scaled
+    // to the forget total of 40, so token 0's retain count is 20, not 10.
+    const scaled = tokenFrequencyWeights(
+      [new Array(40).fill(0)],
+      [[...new Array(10).fill(0), ...new Array(10).fill(1)]],
+      2,
+      { offset: 0 },
+    );
+    expect(scaled[0]).toBeCloseTo(expected(40, 20, 1, 20, 0), 6);
+    expect(scaled[1]).toBeCloseTo(expected(0, 20, 1, 20, 0), 6);
+    expect(Math.abs(expected(40, 20, 1, 20, 0) - expected(40, 10, 1, 20, 0))).toBeGreaterThan(0.1);
+    expect(scaled[0]).toBeGreaterThan(0.4);
   });
 
   it('rejects token ids that are negative, fractional or NaN, in forget or retain documents', () => {

@@ -233,6 +233,17 @@ function randomizeParameters(model: TinyTransformer, seed: number): void {
   }
 }
 
+/** The standard normal CDF (Abramowitz-Stegun 7.1.26 for erf, error < 2e-7). */
+function normalCdf(x: number): number {
+  const z = Math.abs(x) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * z);
+  const poly =
+    t *
+    (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  const erf = 1 - poly * Math.exp(-z * z);
+  return x >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
+}
+
 const small: TransformerConfig = {
   vocabSize: 11,
   contextLength: 5,
@@ -389,7 +400,7 @@ describe('TinyTransformer parameters and lifecycle', () => {
   });
 
   it('seededNormal draws standard normals, odd counts included', () => {
-    const draw = seededNormal(7);
+    const draw = seededNormal(1);
     const values = Array.from(draw(20001, 1));
     const mean = values.reduce((a, b) => a + b, 0) / values.length;
     const sd = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length);
@@ -398,16 +409,27 @@ describe('TinyTransformer parameters and lifecycle', () => {
     expect(sd).toBeLessThan(1.03);
     expect(values.filter((v) => Math.abs(v) < 1).length / values.length).toBeCloseTo(0.6827, 1);
     expect(values.filter((v) => v < 0).length / values.length).toBeCloseTo(0.5, 1);
+    // Each half of the Box-Muller pairs (even and odd slots) is standard normal on its own:
+    // Kolmogorov-Smirnov distance to the normal CDF well under the 1 % critical value (0.016).
+    for (const parity of [0, 1]) {
+      const half = values.filter((_, i) => i % 2 === parity).sort((a, b) => a - b);
+      const distance = Math.max(
+        ...half.map((v, i) => Math.abs(normalCdf(v) - (i + 1) / half.length)),
+      );
+      expect(distance, `slots of parity ${parity}`).toBeLessThan(0.016);
+    }
     // The unpaired last value is drawn too, and std scales.
     expect(values[20000]).not.toBe(0);
-    const scaled = seededNormal(7)(3, 0.5);
+    const scaled = seededNormal(1)(3, 0.5);
     expect(Array.from(scaled)).toEqual(
-      Array.from(seededNormal(7)(3, 1), (v) => Math.fround(v / 2)),
+      Array.from(seededNormal(1)(3, 1), (v) => Math.fround(v / 2)),
     );
   });
 
-  it('names every parameter; mlpWidth and mlpRegions check the block index', () => {
+  it('names every parameter; mlpWidth and mlpRegions check the block index', async () => {
     const model = createTransformer(config);
+    // Building frees the initial values it copied.
+    await expectNoLeak(() => createTransformer(config).dispose());
     const names = [...model.namedParameters().keys()];
     expect(names).toHaveLength(2 + 12 * 2 + 3);
     expect(names.slice(0, 3)).toEqual(['embed.tokens', 'embed.positions', 'blocks.0.ln1.gain']);
@@ -437,6 +459,9 @@ describe('TinyTransformer parameters and lifecycle', () => {
     expect(logits(other)).toEqual(changed);
     const wider = createTransformer({ ...config, mlpDim: 25 });
     expect(() => other.assignFrom(wider)).toThrow(/same shapes; 'blocks.0.mlp.in.weight' differs/);
+    const deeper = createTransformer({ ...config, numLayers: 3 });
+    expect(() => other.assignFrom(deeper)).toThrow(/same shapes; 'blocks.2.ln1.gain' differs/);
+    deeper.dispose();
     tf.dispose(x);
     for (const m of [model, copy, other, wider]) m.dispose();
   });
