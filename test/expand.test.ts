@@ -200,3 +200,226 @@ describe('expansion errors', () => {
     base.dispose();
   });
 });
+
+describe('expansion options and edges', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  const std = (t: tf.Tensor) => {
+    const data = Array.from(t.dataSync());
+    const mean = data.reduce((a, b) => a + b, 0) / data.length;
+    return Math.sqrt(data.reduce((a, b) => a + (b - mean) ** 2, 0) / data.length);
+  };
+
+  it('draws new weights with std 0.02 unless told otherwise, and names the region', async () => {
+    const base = createTransformer(config);
+    await expectNoLeak(() => {
+      for (const [options, want] of [
+        [{ units: 50, seed: 4 }, 0.02],
+        [{ units: 50, seed: 4, std: 0.1, name: 'spare' }, 0.1],
+      ] as const) {
+        const { weights, region } = expandMlpWeights(base.mlpWeights(0), options);
+        expect(region).toEqual({
+          name: 'name' in options ? 'spare' : 'expanded',
+          start: 20,
+          end: 70,
+        });
+        tf.tidy(() => {
+          const newIn = tf.slice(weights.inWeight, [0, 20], [12, 50]);
+          const newOut = tf.slice(weights.outWeight, [20, 0], [50, 12]);
+          for (const part of [newIn, newOut]) {
+            expect(std(part) / want).toBeGreaterThan(0.9);
+            expect(std(part) / want).toBeLessThan(1.1);
+          }
+          expect(Array.from(weights.outBias.dataSync())).toEqual(
+            Array.from(base.mlpWeights(0).outBias.dataSync()),
+          );
+          expect(Array.from(tf.slice(weights.outWeight, [0, 0], [20, 12]).dataSync())).toEqual(
+            Array.from(base.mlpWeights(0).outWeight.dataSync()),
+          );
+        });
+        tf.dispose(Object.values(weights));
+      }
+    });
+    // One unit is enough; fractions, zero, negatives and NaN are not.
+    const one = expandMlpWeights(base.mlpWeights(0), { units: 1, seed: 0 });
+    expect(one.weights.inWeight.shape).toEqual([12, 21]);
+    tf.dispose(Object.values(one.weights));
+    for (const units of [0, -1, 1.5, Number.NaN]) {
+      expect(() => expandMlpWeights(base.mlpWeights(0), { units, seed: 0 })).toThrow(
+        /positive whole number of units, got/,
+      );
+    }
+    base.dispose();
+  });
+
+  it('a second expansion needs another name; regions of untouched blocks are kept', async () => {
+    const base = createTransformer(config);
+    const once = expandTransformerMlps(base, { layers: [0], units: 3, seed: 1 });
+    await expectNoLeak(() => {
+      expect(() => expandTransformerMlps(once, { layers: [1, 0], units: 2, seed: 1 })).toThrow(
+        /block 0 already has a region 'expanded'; contract it first or pass another name/,
+      );
+    });
+    const twice = expandTransformerMlps(once, { layers: [0, 2], units: 2, seed: 1, name: 'b' });
+    expect(twice.mlpRegions(0)).toEqual([
+      { name: 'expanded', start: 20, end: 23 },
+      { name: 'b', start: 23, end: 25 },
+    ]);
+    expect(twice.mlpRegions(1)).toEqual([]);
+    expect(twice.mlpRegions(2)).toEqual([{ name: 'b', start: 20, end: 22 }]);
+    // Expanding block 2 alone keeps block 0's region.
+    const other = expandTransformerMlps(once, { layers: [2], units: 2, seed: 1, name: 'c' });
+    expect(other.mlpRegions(0)).toEqual(once.mlpRegions(0));
+    // Contracting the first region moves the later one down; contracting the later keeps the first.
+    const withoutFirst = contractTransformerMlps(twice);
+    expect(withoutFirst.mlpRegions(0)).toEqual([{ name: 'b', start: 20, end: 22 }]);
+    expect(withoutFirst.mlpRegions(2)).toEqual([{ name: 'b', start: 20, end: 22 }]);
+    expect(withoutFirst.mlpWidth(0)).toBe(22);
+    const withoutSecond = contractTransformerMlps(twice, 'b');
+    expect(withoutSecond.mlpRegions(0)).toEqual([{ name: 'expanded', start: 20, end: 23 }]);
+    expect(withoutSecond.mlpRegions(2)).toEqual([]);
+    expect([0, 1, 2].map((i) => withoutSecond.mlpWidth(i))).toEqual([23, 20, 20]);
+    // A missing region is reported without leaking the copy made while looking.
+    await expectNoLeak(() => {
+      expect(() => contractTransformerMlps(twice, 'nothing')).toThrow(/region 'nothing'/);
+    });
+    for (const m of [base, once, twice, other, withoutFirst, withoutSecond]) m.dispose();
+  });
+
+  it('blocks get different new weights; the base model is left as it was', () => {
+    const base = createTransformer(config);
+    const before = [...base.namedParameters()].map(([name, v]) => [name, v.shape] as const);
+    const expanded = expandTransformerMlps(base, { layers: [0, 1], units: 4, seed: 5 });
+    const newColumns = [0, 1].map((i) =>
+      tf.tidy(() =>
+        Array.from(tf.slice(expanded.mlpWeights(i).inWeight, [0, 20], [12, 4]).dataSync()),
+      ),
+    );
+    expect(newColumns[0]).not.toEqual(newColumns[1]);
+    expect([...base.namedParameters()].map(([name, v]) => [name, v.shape] as const)).toEqual(
+      before,
+    );
+    expect(base.mlpRegions(0)).toEqual([]);
+    expanded.dispose();
+    base.dispose();
+  });
+
+  it('rejects blocks outside the model, negative or fractional', () => {
+    const base = createTransformer(config);
+    for (const layer of [-1, 1.5, 3]) {
+      expect(() => expandTransformerMlps(base, { layers: [layer], units: 2, seed: 0 })).toThrow(
+        new RegExp(`cannot expand block ${layer}; the model has blocks 0..2`),
+      );
+    }
+    base.dispose();
+  });
+
+  it('contracts regions at either end of the hidden layer and rejects regions that do not fit', () => {
+    const mlp = tf.tidy(() => ({
+      inWeight: tf.tensor2d([1, 2, 3, 4], [1, 4]),
+      inBias: tf.tensor1d([10, 20, 30, 40]),
+      outWeight: tf.tensor2d([5, 6, 7, 8], [4, 1]),
+      outBias: tf.tensor1d([9]),
+    }));
+    const front = contractMlpWeights(mlp, { name: 'f', start: 0, end: 1 });
+    const back = contractMlpWeights(mlp, { name: 'b', start: 3, end: 4 });
+    expect(Array.from(front.inWeight.dataSync())).toEqual([2, 3, 4]);
+    expect(Array.from(front.outWeight.dataSync())).toEqual([6, 7, 8]);
+    expect(Array.from(back.inBias.dataSync())).toEqual([10, 20, 30]);
+    expect(Array.from(back.outWeight.dataSync())).toEqual([5, 6, 7]);
+    for (const [start, end] of [
+      [-1, 2],
+      [2, 2],
+      [3, 2],
+      [3, 5],
+    ]) {
+      expect(() => contractMlpWeights(mlp, { name: 'x', start: start!, end: end! })).toThrow(
+        new RegExp(`cannot remove units \\[${start}, ${end}\\) from a hidden layer of 4 units`),
+      );
+    }
+    tf.dispose([...Object.values(mlp), ...Object.values(front), ...Object.values(back)]);
+  });
+});
+
+describe('Dense pair expansion: layers without bias and bad layers', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  const input = () =>
+    tf.tensor2d(
+      Array.from({ length: 12 }, (_, i) => Math.cos(i) * 2),
+      [3, 4],
+    );
+
+  it('expands and contracts Dense layers without bias; the new units start silent', async () => {
+    const first = tfl.layers.dense({
+      units: 5,
+      useBias: false,
+      activation: 'tanh',
+      inputShape: [4],
+    });
+    const second = tfl.layers.dense({ units: 2, useBias: false });
+    const model = tfl.sequential({ layers: [first, second] });
+    const x = input();
+    const original = tf.tidy(() => Array.from((model.predict(x) as tf.Tensor).dataSync()));
+    await expectNoLeak(() => {
+      const wide = expandDensePair(first, second, { units: 3, seed: 2, name: 'extra' });
+      expect(wide.region).toEqual({ name: 'extra', start: 5, end: 8 });
+      expect(wide.first.getWeights().map((w) => w.shape)).toEqual([[4, 8]]);
+      expect(wide.second.getWeights().map((w) => w.shape)).toEqual([[8, 2]]);
+      // The old units are copied unchanged: with the new ones zeroed, the outputs are the original.
+      const zeroed = tf.tidy(() => {
+        const h = wide.first.apply(x) as tf.Tensor;
+        const keep = tf.tensor1d([1, 1, 1, 1, 1, 0, 0, 0]);
+        return Array.from((wide.second.apply(tf.mul(h, keep)) as tf.Tensor).dataSync());
+      });
+      for (const [i, v] of zeroed.entries()) expect(v).toBeCloseTo(original[i]!, 6);
+      const narrow = contractDensePair(wide.first, wide.second, wide.region);
+      expect(narrow.first.getWeights().map((w) => w.shape)).toEqual([[4, 5]]);
+      expect(narrow.second.getWeights().map((w) => w.shape)).toEqual([[5, 2]]);
+      const back = tf.tidy(() =>
+        Array.from(
+          (narrow.second.apply(narrow.first.apply(x) as tf.Tensor) as tf.Tensor).dataSync(),
+        ),
+      );
+      for (const [i, v] of back.entries()) expect(v).toBeCloseTo(original[i]!, 6);
+      for (const layer of [wide.first, wide.second, narrow.first, narrow.second]) {
+        for (const v of layer.weights) v.dispose();
+      }
+    });
+    x.dispose();
+    model.dispose();
+  });
+
+  it('names a layer that is not a built Dense layer, and a pair that does not fit', () => {
+    const first = tfl.layers.dense({ units: 5, inputShape: [4] });
+    const second = tfl.layers.dense({ units: 2 });
+    const model = tfl.sequential({ layers: [first, second] });
+    const unbuilt = tfl.layers.dense({ units: 3 });
+    const activation = tfl.layers.activation({ activation: 'relu' });
+    const options = { units: 1, seed: 0 };
+    expect(() => expandDensePair(unbuilt, second, options)).toThrow(
+      /the first layer must be a built tfjs-layers Dense layer.*got Dense \(not built\)/,
+    );
+    expect(() => expandDensePair(first, activation, options)).toThrow(
+      /the second layer must be a built .*got Activation \(not built\)/,
+    );
+    expect(() => contractDensePair(first, unbuilt, { name: 'x', start: 0, end: 1 })).toThrow(
+      /the second layer must be a built/,
+    );
+    // A built layer of another class.
+    const relu = tfl.layers.activation({ activation: 'relu' });
+    const withActivation = tfl.sequential({
+      layers: [tfl.layers.dense({ units: 2, inputShape: [4] }), relu],
+    });
+    expect(relu.built).toBe(true);
+    expect(() => expandDensePair(first, relu, options)).toThrow(
+      /the second layer must be a built tfjs-layers Dense layer .*got Activation\.$/,
+    );
+    withActivation.dispose();
+    // first → first: 5 units feed a layer that takes 4 inputs.
+    expect(() => expandDensePair(first, first, options)).toThrow(
+      /the first Dense layer has 5 units but the second takes 4 inputs/,
+    );
+    model.dispose();
+  });
+});

@@ -167,3 +167,187 @@ describe.each(TEST_BACKENDS)('per-token masks on %s', (backend) => {
     rule.dispose();
   });
 });
+
+describe('token-frequency rule: options and edges', () => {
+  // r = (f + forgetPseudo) / (retain + retainPseudo), weight = 1 - sigmoid(r - 1/r - offset).
+  const expected = (f: number, r: number, forgetPseudo = 1, retainPseudo = 20, offset = 4) => {
+    const ratio = (f + forgetPseudo) / (r + retainPseudo);
+    return 1 - sigmoid(ratio - 1 / ratio - offset);
+  };
+
+  it('each option replaces only its own default', () => {
+    expect(tokenFrequencyWeight(9, 0, { forgetPseudoCount: 11 })).toBeCloseTo(
+      expected(9, 0, 11),
+      12,
+    );
+    expect(tokenFrequencyWeight(9, 0, { retainPseudoCount: 5 })).toBeCloseTo(
+      expected(9, 0, 1, 5),
+      12,
+    );
+    expect(tokenFrequencyWeight(9, 0, { offset: 1 })).toBeCloseTo(expected(9, 0, 1, 20, 1), 12);
+    // The three differ from the defaults, so each assertion above can fail.
+    expect(expected(9, 0, 11)).not.toBeCloseTo(expected(9, 0), 3);
+    expect(expected(9, 0, 1, 5)).not.toBeCloseTo(expected(9, 0), 3);
+    expect(expected(9, 0, 1, 20, 1)).not.toBeCloseTo(expected(9, 0), 3);
+  });
+
+  it('accepts zero counts and rejects negative or NaN counts and non-positive pseudo-counts', () => {
+    expect(tokenFrequencyWeight(0, 0)).toBeCloseTo(expected(0, 0), 12);
+    for (const [forget, retain, options] of [
+      [-1, 0, {}],
+      [0, -1, {}],
+      [Number.NaN, 0, {}],
+      [0, Number.NaN, {}],
+      [1, 1, { forgetPseudoCount: 0 }],
+      [1, 1, { retainPseudoCount: 0 }],
+    ] as const) {
+      expect(() => tokenFrequencyWeight(forget, retain, options)).toThrow(
+        /counts must be >= 0 and pseudo-counts > 0/,
+      );
+    }
+  });
+
+  it('weights from documents: options passed through, no retain documents, typed arrays', () => {
+    const forget = [Int32Array.from([0, 0, 1])];
+    // No retain documents: retain counts are all 0 (nothing to scale).
+    const alone = tokenFrequencyWeights(forget, [], 3);
+    expect(Array.from(alone)).toEqual(
+      [expected(2, 0), expected(1, 0), expected(0, 0)].map((w) => Math.fround(w)),
+    );
+    // Offset 0 puts equal frequencies at weight ~0.5, where the weight is most sensitive.
+    // Forget: token 0 forty times. Retain: tokens 0 and 1 ten times each, a total of 20 scaled
+    // to the forget total of 40, so token 0's retain count is 20, not 10.
+    const scaled = tokenFrequencyWeights(
+      [new Array(40).fill(0)],
+      [[...new Array(10).fill(0), ...new Array(10).fill(1)]],
+      2,
+      { offset: 0 },
+    );
+    expect(scaled[0]).toBeCloseTo(expected(40, 20, 1, 20, 0), 6);
+    expect(scaled[1]).toBeCloseTo(expected(0, 20, 1, 20, 0), 6);
+    expect(Math.abs(expected(40, 20, 1, 20, 0) - expected(40, 10, 1, 20, 0))).toBeGreaterThan(0.1);
+    expect(scaled[0]).toBeGreaterThan(0.4);
+  });
+
+  it('rejects token ids that are negative, fractional or NaN, in forget or retain documents', () => {
+    for (const bad of [-1, 1.5, Number.NaN, 3]) {
+      expect(() => tokenFrequencyWeights([[0, bad]], [], 3)).toThrow(/outside \[0, 3\)/);
+      expect(() => tokenFrequencyWeights([[0]], [[bad]], 3)).toThrow(/outside \[0, 3\)/);
+    }
+    // The largest id fits.
+    expect(tokenFrequencyWeights([[2]], [[2]], 3)).toHaveLength(3);
+  });
+});
+
+describe('ERA rows and token rules: edges', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  it('expandRouteRows accepts an expansion at either end and takes the original weight', () => {
+    expect(expandRouteRows(3, { start: 0, end: 1 }, 0).map((row) => Array.from(row))).toEqual([
+      [1, 1, 1],
+      [1, 0, 0],
+    ]);
+    expect(Array.from(expandRouteRows(3, { start: 1, end: 3 })[1])).toEqual([-0.75, 1, 1]);
+    for (const bad of [
+      { start: -1, end: 2 },
+      { start: 2, end: 2 },
+      { start: 2, end: 1 },
+      { start: 1, end: 4 },
+    ]) {
+      expect(() => expandRouteRows(3, bad)).toThrow(/does not fit a hidden layer of 3 units/);
+    }
+  });
+
+  it('a token rule exposes its table, range and rows, and names itself in errors', async () => {
+    const table = new MaskTable(
+      [
+        [1, 1],
+        [-0.75, 1],
+      ],
+      { range: [-1, 1] },
+    );
+    const rule = tokenRule(table, { description: 'era forget' });
+    expect(rule.description).toBe('era forget');
+    expect(rule.table).toBe(table);
+    expect(rule.range).toEqual([-1, 1]);
+    const labels = tf.tensor2d([[1, 0, 1]], [1, 3], 'int32');
+    await expectNoLeak(() => {
+      const rows = rule.rowsOf({ labels });
+      expect(rows).toBe(labels);
+    });
+    const floats = tf.tensor2d([[1, 0]], [1, 2]);
+    const rank3 = tf.zeros([1, 2, 1], 'int32');
+    expect(() => rule.rowsOf({ labels: floats })).toThrow(
+      /the rule 'era forget' reads per-token labels.*got float32 \[1,2\]/,
+    );
+    expect(() => rule.rowsOf({ labels: rank3 })).toThrow(/got int32 \[1,2,1\]/);
+    expect(() => rule.rowsOf({})).toThrow(/got none/);
+    expect(tokenRule(new MaskTable([[1]])).description).toBe('token rule');
+    tf.dispose([labels, floats, rank3]);
+    rule.dispose();
+    expect(table.rows.isDisposed).toBe(true);
+  });
+
+  it('blends only with both a toward row and per-token weights', () => {
+    const rows = [
+      [1, 1],
+      [0, 1],
+    ];
+    const labels = tf.tensor2d([[1, 1]], [1, 2], 'int32');
+    const weights = tf.tensor2d([[1, 0]], [1, 2]);
+    const blending = tokenRule(new MaskTable(rows), { toward: 0 });
+    const plain = tokenRule(new MaskTable(rows));
+    const masks = (rule: ReturnType<typeof tokenRule>, withWeights: boolean) =>
+      tf.tidy(
+        () =>
+          rule
+            .masks(withWeights ? { labels, weights } : { labels }, tf.zeros([1, 2, 2]))
+            .arraySync() as number[][][],
+      );
+    // Weight 1 pulls the first token to row 0; weight 0 leaves the second on its label's row.
+    expect(masks(blending, true)).toEqual([
+      [
+        [1, 1],
+        [0, 1],
+      ],
+    ]);
+    // Without weights, or without a toward row, every token keeps its label's row.
+    const unblended = [
+      [
+        [0, 1],
+        [0, 1],
+      ],
+    ];
+    expect(masks(blending, false)).toEqual(unblended);
+    expect(masks(plain, true)).toEqual(unblended);
+    tf.dispose([labels, weights]);
+    blending.dispose();
+    plain.dispose();
+  });
+
+  it('blendTokenRows rejects a disposed table and toward rows that are not row indices', () => {
+    const table = new MaskTable([
+      [1, 1],
+      [0, 1],
+    ]);
+    const labels = tf.tensor2d([[1]], [1, 1], 'int32');
+    const weights = tf.tensor2d([[0.5]], [1, 1]);
+    for (const toward of [-1, 0.5, 2, Number.NaN]) {
+      let caught: unknown;
+      try {
+        blendTokenRows(table, labels, weights, toward);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(GradientRoutingError);
+      expect((caught as GradientRoutingError).code).toBe('invalid-argument');
+      expect(Object.is((caught as GradientRoutingError).value, toward)).toBe(true);
+    }
+    // The last row is a valid target.
+    const blended = tf.tidy(() => blendTokenRows(table, labels, weights, 1).arraySync());
+    expect(blended).toEqual([[[0, 1]]]);
+    table.dispose();
+    expect(() => blendTokenRows(table, labels, weights, 0)).toThrow(/disposed/);
+    tf.dispose([labels, weights]);
+  });
+});

@@ -213,49 +213,59 @@ export class TinyTransformer {
     validateTransformerConfig(config);
     this.config = Object.freeze({ ...config });
     this.routingPoints = Object.freeze(transformerRoutingPoints(config.numLayers));
+    // A missing parameter or a region that does not fit is found after some variables exist;
+    // they are freed before the error propagates.
+    const created: tf.Variable[] = [];
     const take = (name: string): tf.Variable => {
       const value = values.get(name);
       if (value === undefined) {
         throw new GradientRoutingError(`transformer parameter '${name}' is missing.`);
       }
-      return tf.variable(value, true);
+      const variable = tf.variable(value, true);
+      created.push(variable);
+      return variable;
     };
-    this.embedding = take('embed.tokens');
-    this.positions = take('embed.positions');
-    this.blocks = [];
-    for (let i = 0; i < config.numLayers; i++) {
-      const p = `blocks.${i}`;
-      const block: BlockVariables = {
-        ln1Gain: take(`${p}.ln1.gain`),
-        ln1Bias: take(`${p}.ln1.bias`),
-        qkvWeight: take(`${p}.attn.qkv.weight`),
-        qkvBias: take(`${p}.attn.qkv.bias`),
-        attnOutWeight: take(`${p}.attn.out.weight`),
-        attnOutBias: take(`${p}.attn.out.bias`),
-        ln2Gain: take(`${p}.ln2.gain`),
-        ln2Bias: take(`${p}.ln2.bias`),
-        mlp: {
-          inWeight: take(`${p}.mlp.in.weight`),
-          inBias: take(`${p}.mlp.in.bias`),
-          outWeight: take(`${p}.mlp.out.weight`),
-          outBias: take(`${p}.mlp.out.bias`),
-        },
-        regions: [...(regions.get(i) ?? [])],
-      };
-      const hidden = block.mlp.inWeight.shape[1]!;
-      for (const region of block.regions) {
-        if (!(region.start >= 0 && region.start < region.end && region.end <= hidden)) {
-          throw new GradientRoutingError(
-            `region '${region.name}' [${region.start}, ${region.end}) of block ${i} ` +
-              `does not fit its ${hidden} hidden units.`,
-          );
+    try {
+      this.embedding = take('embed.tokens');
+      this.positions = take('embed.positions');
+      this.blocks = [];
+      for (let i = 0; i < config.numLayers; i++) {
+        const p = `blocks.${i}`;
+        const block: BlockVariables = {
+          ln1Gain: take(`${p}.ln1.gain`),
+          ln1Bias: take(`${p}.ln1.bias`),
+          qkvWeight: take(`${p}.attn.qkv.weight`),
+          qkvBias: take(`${p}.attn.qkv.bias`),
+          attnOutWeight: take(`${p}.attn.out.weight`),
+          attnOutBias: take(`${p}.attn.out.bias`),
+          ln2Gain: take(`${p}.ln2.gain`),
+          ln2Bias: take(`${p}.ln2.bias`),
+          mlp: {
+            inWeight: take(`${p}.mlp.in.weight`),
+            inBias: take(`${p}.mlp.in.bias`),
+            outWeight: take(`${p}.mlp.out.weight`),
+            outBias: take(`${p}.mlp.out.bias`),
+          },
+          regions: [...(regions.get(i) ?? [])],
+        };
+        const hidden = block.mlp.inWeight.shape[1]!;
+        for (const region of block.regions) {
+          if (!(region.start >= 0 && region.start < region.end && region.end <= hidden)) {
+            throw new GradientRoutingError(
+              `region '${region.name}' [${region.start}, ${region.end}) of block ${i} ` +
+                `does not fit its ${hidden} hidden units.`,
+            );
+          }
         }
+        this.blocks.push(block);
       }
-      this.blocks.push(block);
+      this.finalGain = take('final.gain');
+      this.finalBias = take('final.bias');
+      this.unembedding = take('unembed');
+    } catch (error) {
+      for (const variable of created) variable.dispose();
+      throw error;
     }
-    this.finalGain = take('final.gain');
-    this.finalBias = take('final.bias');
-    this.unembedding = take('unembed');
     const T = config.contextLength;
     const bias = new Float32Array(T * T);
     for (let q = 0; q < T; q++) for (let k = q + 1; k < T; k++) bias[q * T + k] = -1e9;
