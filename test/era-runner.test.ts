@@ -1,0 +1,394 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createTransformer, tokenLosses } from '../src/core/models/transformer.js';
+import {
+  documentLoss,
+  type EraConfig,
+  type EraDocument,
+  type EraProgress,
+  type EraRun,
+  type EraSummary,
+  eraPresets,
+  eraRunPlan,
+  eraTotalSteps,
+  formatEraTable,
+  runEraExperiment,
+  summarizeEra,
+  validateEraConfig,
+} from '../src/experiments/index.js';
+import { GradientRoutingError } from '../src/index.js';
+import { useBackend } from './helpers/backends.js';
+
+const smoke: EraConfig = eraPresets.smoke;
+
+/** `validateEraConfig` on `smoke` with `change` applied; returns the error it throws, if any. */
+function validationError(change: Partial<EraConfig>): GradientRoutingError | undefined {
+  try {
+    validateEraConfig({ ...smoke, ...change });
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof GradientRoutingError)) throw error;
+    return error;
+  }
+}
+
+describe('validateEraConfig', () => {
+  it('accepts every preset and the edges of each range', () => {
+    for (const preset of Object.values(eraPresets)) expect(validationError(preset)).toBeUndefined();
+    expect(validationError({ labelFractions: [0, 1] })).toBeUndefined();
+    expect(validationError({ coherence: { ...smoke.coherence, steps: 0 } })).toBeUndefined();
+    // The last block of a 2-layer model is 1.
+    expect(validationError({ expandLayers: [0, 1] })).toBeUndefined();
+    expect(
+      validationError({ steps: 1, batchSize: 1, expandUnits: 1, evalDocuments: 1 }),
+    ).toBeUndefined();
+  });
+
+  it('asks for a forget label, a method, a fraction and a layer to expand', () => {
+    expect(validationError({ forget: [] })?.message).toMatch(
+      /ERA needs at least one forget label, e\.g\. noun\.plant\./,
+    );
+    expect(validationError({ methods: [] })?.message).toMatch(
+      /ERA needs at least one method \(era, control, filter\)\./,
+    );
+    expect(validationError({ labelFractions: [] })?.message).toMatch(
+      /ERA needs at least one label fraction, e\.g\. 1\./,
+    );
+    expect(validationError({ expandLayers: [] })?.message).toMatch(
+      /ERA needs at least one layer to expand\./,
+    );
+    const error = validationError({ forget: [] });
+    expect(error?.code).toBe('invalid-argument');
+    expect(error?.message).toMatch(/^gradient-routing: /);
+  });
+
+  it('names an unknown method and lists the known ones', () => {
+    expect(validationError({ methods: ['era', 'rmu' as 'era'] })?.message).toMatch(
+      /unknown ERA method 'rmu'; use era, control, filter\./,
+    );
+  });
+
+  it.each([[-0.01], [1.01], [Number.NaN], [Number.POSITIVE_INFINITY]])(
+    'rejects the label fraction %d',
+    (fraction) => {
+      expect(validationError({ labelFractions: [0.5, fraction] })?.message).toMatch(
+        new RegExp(`label fraction ${fraction} is outside \\[0, 1\\]; pass fractions such as`),
+      );
+    },
+  );
+
+  const positive: Array<[string, (value: number) => Partial<EraConfig>]> = [
+    ['steps', (steps) => ({ steps })],
+    ['batchSize', (batchSize) => ({ batchSize })],
+    ['evalDocuments', (evalDocuments) => ({ evalDocuments })],
+    ['expandUnits', (expandUnits) => ({ expandUnits })],
+    ['attack.documents', (documents) => ({ attack: { ...smoke.attack, documents } })],
+    ['attack.steps', (steps) => ({ attack: { ...smoke.attack, steps } })],
+    ['attack.seeds', (seeds) => ({ attack: { ...smoke.attack, seeds } })],
+    ['attack.batchSize', (batchSize) => ({ attack: { ...smoke.attack, batchSize } })],
+    ['attack.evalEvery', (evalEvery) => ({ attack: { ...smoke.attack, evalEvery } })],
+    ['coherence.documents', (documents) => ({ coherence: { ...smoke.coherence, documents } })],
+  ];
+  it.each(positive)('requires %s to be a positive integer', (name, set) => {
+    for (const bad of [0, -2, 1.5]) {
+      expect(validationError(set(bad))?.message).toMatch(
+        new RegExp(`ERA ${name.replace('.', '\\.')} must be a positive integer, got ${bad}\\.`),
+      );
+    }
+    expect(validationError(set(1))).toBeUndefined();
+  });
+
+  it('requires coherence.steps to be an integer >= 0', () => {
+    for (const steps of [-1, 0.5]) {
+      expect(validationError({ coherence: { ...smoke.coherence, steps } })?.message).toMatch(
+        new RegExp(`ERA coherence\\.steps must be an integer >= 0, got ${steps}\\.`),
+      );
+    }
+  });
+
+  it('names an expanded layer outside the model and the valid range', () => {
+    for (const layer of [-1, 2, 0.5]) {
+      expect(validationError({ expandLayers: [0, layer] })?.message).toMatch(
+        new RegExp(`ERA expandLayers holds ${layer}; layers are 0\\.\\.1\\.`),
+      );
+    }
+  });
+});
+
+describe('eraRunPlan and eraTotalSteps', () => {
+  const config: EraConfig = {
+    ...smoke,
+    methods: ['filter', 'control', 'era'],
+    labelFractions: [0.25, 1],
+    steps: 5,
+    coherence: { ...smoke.coherence, steps: 3 },
+    attack: { ...smoke.attack, seeds: 2, steps: 4 },
+  };
+
+  it('runs the control once, first, then each fraction with the other methods in config order', () => {
+    expect(eraRunPlan(config)).toEqual([
+      { method: 'control', labelFraction: 0 },
+      { method: 'filter', labelFraction: 0.25 },
+      { method: 'era', labelFraction: 0.25 },
+      { method: 'filter', labelFraction: 1 },
+      { method: 'era', labelFraction: 1 },
+    ]);
+    expect(eraRunPlan({ ...config, methods: ['era'] })).toEqual([
+      { method: 'era', labelFraction: 0.25 },
+      { method: 'era', labelFraction: 1 },
+    ]);
+    expect(eraRunPlan({ ...config, methods: ['control'] })).toEqual([
+      { method: 'control', labelFraction: 0 },
+    ]);
+  });
+
+  it('counts training, coherence (not for filter) and every attack seed', () => {
+    // control and era: 5 + 3 + 2·4 = 16; filter: 5 + 2·4 = 13.
+    expect(eraTotalSteps(config)).toBe(16 + 13 + 16 + 13 + 16);
+    expect(eraTotalSteps({ ...config, methods: ['filter'], labelFractions: [1] })).toBe(13);
+    expect(eraTotalSteps({ ...config, methods: ['era'], labelFractions: [1] })).toBe(16);
+  });
+});
+
+function eraRun(method: EraRun['method'], labelFraction: number, values: number[]): EraRun {
+  const [rb, ra, rx, fb, fa, fx] = values as [number, number, number, number, number, number];
+  return {
+    method,
+    labelFraction,
+    retain: { before: rb, after: ra, attacked: rx },
+    forget: { before: fb, after: fa, attacked: fx },
+  };
+}
+
+describe('summarizeEra and formatEraTable', () => {
+  const runs = [
+    eraRun('control', 0, [3.25, 3.5, 3.6, 4, 4.0004, 3]),
+    eraRun('era', 0.125, [3, 2.75, 3.1, 4, 5.5, 4.5]),
+    eraRun('filter', 1, [Number.NaN, 3, 3, 4, Number.POSITIVE_INFINITY, 4]),
+  ];
+
+  it('keeps the run metadata and the runs, nothing else', () => {
+    const result = { config: smoke, runs, details: [], data: {} as never, seconds: 99 };
+    const summary = summarizeEra(result, { preset: 'smoke', backend: 'wasm', wallSeconds: 12.5 });
+    expect(summary).toEqual({
+      preset: 'smoke',
+      backend: 'wasm',
+      wallSeconds: 12.5,
+      config: smoke,
+      runs,
+    });
+    expect(Object.keys(summary)).toEqual(['preset', 'backend', 'wallSeconds', 'config', 'runs']);
+  });
+
+  it('formats losses to 3 decimals, signed changes, rounded percentages and n/a', () => {
+    const summary: EraSummary = {
+      preset: 'x',
+      backend: 'cpu',
+      wallSeconds: 1,
+      config: smoke,
+      runs,
+    };
+    expect(formatEraTable(summary).split('\n')).toEqual([
+      '| method | labels | retain before | retain after | Δ retain | forget before | forget after | Δ forget | forget attacked | Δ forget attacked |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| control | – | 3.250 | 3.500 | +0.250 | 4.000 | 4.000 | +0.000 | 3.000 | -1.000 |',
+      '| era | 13 % | 3.000 | 2.750 | -0.250 | 4.000 | 5.500 | +1.500 | 4.500 | +0.500 |',
+      '| filter | 100 % | n/a | 3.000 | n/a | 4.000 | n/a | n/a | 4.000 | +0.000 |',
+    ]);
+  });
+});
+
+describe('documentLoss', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  it('is the mean next-token loss over real tokens, whatever the batch size, leaking nothing', async () => {
+    const model = createTransformer({
+      vocabSize: 12,
+      contextLength: 5,
+      modelDim: 8,
+      numLayers: 1,
+      numHeads: 2,
+      mlpDim: 8,
+      seed: 3,
+    });
+    // Lengths 6 (= context + 1, every position counted), 3 (padded) and 2.
+    const docs = [
+      Int32Array.from([2, 5, 6, 7, 8, 3]),
+      Int32Array.from([2, 9, 3]),
+      Int32Array.from([2, 3]),
+    ];
+    // Reference: each document on its own, unpadded; the model is causal, so padding after a
+    // position does not change its loss.
+    let total = 0;
+    let count = 0;
+    for (const doc of docs) {
+      const sum = tf.tidy(() => {
+        const inputs = tf.tensor2d(doc.subarray(0, doc.length - 1), [1, doc.length - 1], 'int32');
+        const targets = tf.tensor2d(doc.subarray(1), [1, doc.length - 1], 'int32');
+        return tf.sum(tokenLosses(model.forward(inputs), targets));
+      });
+      total += (await sum.data())[0]!;
+      count += doc.length - 1;
+      sum.dispose();
+    }
+    const before = tf.memory().numTensors;
+    const loss = await documentLoss(model, docs);
+    expect(loss).toBeCloseTo(total / count, 5);
+    expect(loss).toBeGreaterThan(0);
+    // Batches of 1 and 2 weigh each token the same (not each batch).
+    expect(await documentLoss(model, docs, 1)).toBeCloseTo(loss, 5);
+    expect(await documentLoss(model, docs, 2)).toBeCloseTo(loss, 5);
+    // A document with no next token has nothing to count.
+    expect(await documentLoss(model, [Int32Array.from([2])])).toBeNaN();
+    expect(await documentLoss(model, [])).toBeNaN();
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+});
+
+/** A seeded two-topic corpus: `plant` documents (every third) and `house` documents. */
+function twoTopicCorpus(count: number, seed: number): EraDocument[] {
+  let state = seed;
+  const random = () => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state / 2147483648;
+  };
+  const pick = (words: readonly string[]) => words[Math.floor(random() * words.length)]!;
+  const plant = ['oak', 'fern', 'leaves', 'root', 'flower', 'moss'];
+  const house = ['room', 'chair', 'table', 'door', 'lamp', 'roof'];
+  const common = ['the', 'a', 'of', 'and'];
+  return Array.from({ length: count }, (_, i) => {
+    const topic = i % 3 === 0 ? plant : house;
+    const words = Array.from({ length: 3 + Math.floor(random() * 6) }, (_, w) =>
+      w % 2 === 0 ? pick(common) : pick(topic),
+    );
+    return { label: i % 3 === 0 ? 'plant' : 'house', text: words.join(' ') };
+  });
+}
+
+/** Small enough for a whole experiment in about a second on the cpu backend. */
+const tiny: EraConfig = {
+  ...smoke,
+  forget: ['plant'],
+  methods: ['era', 'control', 'filter'],
+  labelFractions: [0.5],
+  model: { vocabSize: 24, contextLength: 8, modelDim: 8, numLayers: 2, numHeads: 2, mlpDim: 8 },
+  expandUnits: 4,
+  steps: 4,
+  batchSize: 4,
+  evalDocuments: 4,
+  coherence: { documents: 4, steps: 2, learningRate: 3e-3 },
+  attack: { documents: 4, steps: 3, seeds: 2, learningRate: 3e-3, batchSize: 2, evalEvery: 2 },
+};
+
+describe('runEraExperiment on a tiny corpus', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  it('reports the split, the runs and their details consistently, and leaks nothing', async () => {
+    const corpus = twoTopicCorpus(60, 7);
+    const progress: EraProgress[] = [];
+    const before = tf.memory().numTensors;
+    const result = await runEraExperiment(corpus, tiny, { onProgress: (p) => progress.push(p) });
+    expect(tf.memory().numTensors).toBe(before);
+
+    // 20 plant documents: 4 evaluation + 4 attack held out, 12 train; 40 house documents:
+    // 4 evaluation + 2 × 4 coherence held out, 28 train.
+    expect(result.data).toMatchObject({
+      documents: 60,
+      forgetDocuments: 20,
+      trainRetain: 28,
+      trainForget: 12,
+    });
+    // The 16 words and 4 special tokens fit the vocabulary: nothing is unknown.
+    expect(result.data.vocabSize).toBe(20);
+    expect(result.data.unknownTokenShare).toBe(0);
+    expect(result.config).toBe(tiny);
+
+    // Progress: one tick per optimisation step, in run-plan order, the loss only in training.
+    const total = eraTotalSteps(tiny);
+    expect(progress.map((p) => p.done)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    expect(new Set(progress.map((p) => p.total))).toEqual(new Set([total]));
+    const phases: string[] = [];
+    for (const p of progress) if (phases.at(-1) !== p.phase) phases.push(p.phase);
+    expect(phases).toEqual([
+      'train control',
+      'coherence control',
+      'attack control',
+      'train era 0.5',
+      'coherence era 0.5',
+      'attack era 0.5',
+      'train filter 0.5',
+      'attack filter 0.5',
+    ]);
+    for (const p of progress) {
+      expect('loss' in p).toBe(p.phase.startsWith('train'));
+    }
+
+    expect(result.runs.map((r) => [r.method, r.labelFraction])).toEqual([
+      ['control', 0],
+      ['era', 0.5],
+      ['filter', 0.5],
+    ]);
+    expect(result.details.map((d) => [d.method, d.labelFraction])).toEqual(
+      result.runs.map((r) => [r.method, r.labelFraction]),
+    );
+    // Half of the 12 forget training documents are labelled; filtering drops them.
+    expect(result.details.map((d) => [d.trainDocuments, d.labelledForget])).toEqual([
+      [40, 0],
+      [40, 6],
+      [34, 6],
+    ]);
+    result.runs.forEach((run, i) => {
+      const details = result.details[i]!;
+      const phase = `${run.method}${run.method === 'control' ? '' : ' 0.5'}`;
+      expect(details.trainLosses).toEqual(
+        progress.filter((p) => p.phase === `train ${phase}`).map((p) => p.loss),
+      );
+      expect(details.trainLosses).toHaveLength(tiny.steps);
+      // Evaluated at step 0, every 2 steps, and at the last step.
+      expect(details.attackSteps).toEqual([0, 2, 3]);
+      expect(details.attackCurves).toHaveLength(tiny.attack.seeds);
+      for (const curve of details.attackCurves) {
+        expect(curve).toHaveLength(3);
+        // Every attack starts from the final model.
+        expect(curve[0]).toBe(run.forget.after);
+      }
+      // The attacked forget loss is the lowest over all seeds and steps.
+      expect(run.forget.attacked).toBe(Math.min(...details.attackCurves.flat()));
+      // The retain loss is read where that seed reached its minimum, or the final one when the
+      // attack never went below its start.
+      const minima = details.attackCurves.map((c) => Math.min(...c));
+      const worst = minima.indexOf(Math.min(...minima));
+      const improved = minima[worst]! < run.forget.after;
+      expect(Number.isNaN(details.attackRetain[worst]!)).toBe(!improved);
+      expect(run.retain.attacked).toBe(improved ? details.attackRetain[worst] : run.retain.after);
+      details.attackRetain.forEach((retain, seed) => {
+        expect(Number.isNaN(retain)).toBe(minima[seed]! >= run.forget.after);
+      });
+      for (const side of [run.retain, run.forget]) {
+        for (const loss of [side.before, side.after, side.attacked]) {
+          expect(loss).toBeGreaterThan(0);
+          expect(loss).toBeLessThan(10);
+        }
+      }
+      if (run.method === 'filter') {
+        // Filtering has no contraction: its model after is its model before.
+        expect(details.contracted).toBeNull();
+        expect(details.coherenceStepsKept).toBe(0);
+        expect(run.retain.after).toBe(run.retain.before);
+        expect(run.forget.after).toBe(run.forget.before);
+      } else {
+        expect(details.contracted).not.toBeNull();
+        expect(details.coherenceStepsKept).toBeGreaterThanOrEqual(0);
+        expect(details.coherenceStepsKept).toBeLessThanOrEqual(tiny.coherence.steps);
+        // Contraction removes the expanded units: the model changes.
+        expect(details.contracted!.forget).not.toBe(run.forget.before);
+        if (details.coherenceStepsKept === 0) {
+          expect(run.retain.after).toBe(details.contracted!.retain);
+          expect(run.forget.after).toBe(details.contracted!.forget);
+        }
+      }
+    });
+    expect(result.seconds).toBeGreaterThan(0);
+  });
+});
