@@ -288,7 +288,9 @@ describe('runEraExperiment on a tiny corpus', () => {
     const corpus = twoTopicCorpus(60, 7);
     const progress: EraProgress[] = [];
     const before = tf.memory().numTensors;
+    const started = performance.now();
     const result = await runEraExperiment(corpus, tiny, { onProgress: (p) => progress.push(p) });
+    const wallSeconds = (performance.now() - started) / 1000;
     expect(tf.memory().numTensors).toBe(before);
 
     // 20 plant documents: 4 evaluation + 4 attack held out, 12 train; 40 house documents:
@@ -389,6 +391,55 @@ describe('runEraExperiment on a tiny corpus', () => {
         }
       }
     });
+    // Wall time in seconds, measured inside the call.
     expect(result.seconds).toBeGreaterThan(0);
+    expect(result.seconds).toBeLessThanOrEqual(wallSeconds);
+  });
+});
+
+/**
+ * Forget documents of one repeated plant word, which no retain document has: enough forget
+ * tokens for the frequency rule to route them (the small corpus above has too few, and its
+ * weights leave nearly every token unrouted).
+ */
+function separableCorpus(count: number): EraDocument[] {
+  const house = ['room', 'chair', 'table', 'door', 'lamp', 'roof'];
+  return Array.from({ length: count }, (_, i) =>
+    i % 3 === 0
+      ? {
+          label: 'plant',
+          text: Array(8)
+            .fill(i % 2 === 1 ? 'oak' : 'fern')
+            .join(' '),
+        }
+      : {
+          label: 'house',
+          text: Array.from({ length: 8 }, (_, w) => house[(i + w * 5) % 6]).join(' '),
+        },
+  );
+}
+
+describe('runEraExperiment routing', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  it('is the control when no document is labelled, and departs from it when all are', async () => {
+    const config: EraConfig = { ...tiny, methods: ['control', 'era'], labelFractions: [0, 1] };
+    const result = await runEraExperiment(separableCorpus(90), config);
+    const [control, eraNone, eraAll] = result.details;
+    expect([control, eraNone, eraAll].map((d) => [d!.method, d!.labelFraction])).toEqual([
+      ['control', 0],
+      ['era', 0],
+      ['era', 1],
+    ]);
+    // Without labels nothing is routed: the same model, batches and losses as the control.
+    expect(eraNone!.trainLosses).toEqual(control!.trainLosses);
+    expect(result.runs[1]).toEqual({ ...result.runs[0], method: 'era', labelFraction: 0 });
+    // With every forget document labelled, the first step (same weights, same batch) agrees and
+    // routing changes every later step.
+    expect(eraAll!.labelledForget).toBe(result.data.trainForget);
+    expect(eraAll!.trainLosses[0]).toBe(control!.trainLosses[0]);
+    for (let step = 1; step < config.steps; step++) {
+      expect(eraAll!.trainLosses[step]).not.toBe(control!.trainLosses[step]);
+    }
   });
 });

@@ -5,7 +5,12 @@ import {
   type SplitExperimentConfig,
   splitPresets,
 } from '../src/experiments/index.js';
-import { type FitProgress, type ImageDataset, splitRatio } from '../src/index.js';
+import {
+  type FitProgress,
+  GradientRoutingError,
+  type ImageDataset,
+  splitRatio,
+} from '../src/index.js';
 import { useBackend } from './helpers/backends.js';
 
 /** 4x4 images of two classes: class c lights up the rows of half c, with seeded noise. */
@@ -56,10 +61,12 @@ describe('runSplitExperiment, phases and results', () => {
     const phases: string[] = [];
     const steps: FitProgress[] = [];
     const before = tf.memory().numTensors;
+    const started = performance.now();
     const result = await runSplitExperiment(data, tiny, {
       onPhase: (phase) => phases.push(phase),
       onTrainProgress: (progress) => steps.push(progress),
     });
+    const wallSeconds = (performance.now() - started) / 1000;
     expect(phases).toEqual(['train', 'evaluate', 'probe']);
     // 2 epochs of ceil(40 / 8) = 5 batches.
     expect(result.steps).toBe(10);
@@ -71,7 +78,9 @@ describe('runSplitExperiment, phases and results', () => {
       steps.filter((p) => p.loss !== undefined).map((p) => p.loss),
     );
     expect(result.config).toBe(tiny);
+    // Training is part of the run: measured in seconds, within the call's wall time.
     expect(result.trainSeconds).toBeGreaterThan(0);
+    expect(result.trainSeconds).toBeLessThanOrEqual(wallSeconds);
     // The decoder's MAE is the mean over labels.
     expect(result.decoderPerLabel).toHaveLength(2);
     expect(result.decoderMae).toBeCloseTo(
@@ -151,6 +160,24 @@ describe('runSplitExperiment, phases and results', () => {
     expect(over.decoderPerLabel).toEqual(whole.decoderPerLabel);
     expect(whole.steps).toBe(2 * 5);
     for (const result of [limited, cut, whole, over]) result.model.dispose();
+  });
+
+  it("keeps the label check's own error as the cause, with its code and value", async () => {
+    const train = twoClassImages(24, 9);
+    const test = twoClassImages(8, 10);
+    const badTrain = {
+      ...train,
+      labels: Int32Array.from(train.labels, (l, i) => (i === 3 ? 5 : l)),
+    };
+    const before = tf.memory().numTensors;
+    const error = await runSplitExperiment({ train: badTrain, test }, tiny).catch((e) => e);
+    expect(error).toBeInstanceOf(GradientRoutingError);
+    expect(error).toMatchObject({ code: 'invalid-label', value: 5 });
+    expect(error.message).toMatch(/^gradient-routing: in the training set, example 3 has label 5/);
+    expect(error.cause).toBeInstanceOf(GradientRoutingError);
+    expect(error.cause).toMatchObject({ code: 'invalid-label', value: 5 });
+    expect(error.cause.message).toMatch(/^gradient-routing: example 3 has label 5/);
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('frees the model and every tensor when training diverges', async () => {
