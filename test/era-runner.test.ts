@@ -443,3 +443,64 @@ describe('runEraExperiment routing', () => {
     }
   });
 });
+
+describe('runEraExperiment corpus checks', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  /** `plant` documents first, then `house` ones, from the two-topic corpus. */
+  const corpusOf = (plant: number, house: number): EraDocument[] => {
+    const all = twoTopicCorpus(3 * Math.max(plant, house), 11);
+    return [
+      ...all.filter((d) => d.label === 'plant').slice(0, plant),
+      ...all.filter((d) => d.label === 'house').slice(0, house),
+    ];
+  };
+  // One cheap run: filter only (no coherence), one step, one attack step.
+  const cheap: EraConfig = {
+    ...tiny,
+    methods: ['filter'],
+    labelFractions: [1],
+    steps: 1,
+    attack: { ...tiny.attack, steps: 1, seeds: 1, evalEvery: 1 },
+  };
+
+  it('runs with exactly the documents it holds out plus one batch on each side', async () => {
+    // Forget: 4 evaluation + 4 attack + a batch of 4; retain: 4 evaluation + 2 × 4 coherence + 4.
+    const result = await runEraExperiment(corpusOf(12, 16), cheap);
+    expect(result.data).toMatchObject({ documents: 28, trainForget: 4, trainRetain: 4 });
+    // Filtering every labelled forget document leaves the 4 retain ones.
+    expect(result.details[0]).toMatchObject({ trainDocuments: 4, labelledForget: 4 });
+  });
+
+  it('says how many forget and retain documents it needs, one short of each', async () => {
+    await expect(runEraExperiment(corpusOf(11, 16), cheap)).rejects.toThrow(
+      /the forget concept \(plant\) has 11 documents; ERA holds out 8 \(evaluation \+ attack\) and trains on the rest, so it needs at least 12\./,
+    );
+    await expect(runEraExperiment(corpusOf(12, 15), cheap)).rejects.toThrow(
+      /only 15 retain documents; ERA needs at least 16\./,
+    );
+  });
+
+  it('lists the eight most common labels, most common first, when no document is forget', async () => {
+    const documents = Array.from({ length: 9 }, (_, label) =>
+      Array.from({ length: label + 1 }, () => ({ label: `l${label}`, text: 'a b' })),
+    ).flat();
+    await expect(
+      runEraExperiment(documents, { ...cheap, forget: ['plant', 'tree'] }),
+    ).rejects.toThrow(
+      /no document has a forget label \(plant, tree\); choose labels that occur in the corpus, e\.g\. l8 \(9\), l7 \(8\), l6 \(7\), l5 \(6\), l4 \(5\), l3 \(4\), l2 \(3\), l1 \(2\)\.$/,
+    );
+  });
+
+  it('counts words outside the vocabulary as unknown tokens', async () => {
+    // 12 ids hold the 4 specials and 8 words; the training documents use more words, and the
+    // rarer ones become <unk>.
+    const result = await runEraExperiment(corpusOf(12, 16), {
+      ...cheap,
+      model: { ...cheap.model, vocabSize: 12 },
+    });
+    expect(result.data.vocabSize).toBe(12);
+    expect(result.data.unknownTokenShare).toBeGreaterThan(0);
+    expect(result.data.unknownTokenShare).toBeLessThan(1);
+  });
+});
