@@ -504,3 +504,99 @@ describe('runEraExperiment corpus checks', () => {
     expect(result.data.unknownTokenShare).toBeLessThan(1);
   });
 });
+
+describe('runEraExperiment phases', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  it('adds the L1 term, proportional to its coefficient, to ERA and control training only', async () => {
+    const corpus = separableCorpus(90);
+    const config: EraConfig = {
+      ...tiny,
+      methods: ['control', 'filter'],
+      labelFractions: [1],
+      steps: 1,
+      coherence: { ...tiny.coherence, steps: 0 },
+      attack: { ...tiny.attack, steps: 1, seeds: 1, evalEvery: 1 },
+    };
+    const firstLosses = async (l1Coefficient: number) =>
+      (await runEraExperiment(corpus, { ...config, l1Coefficient })).details.map(
+        (d) => d.trainLosses[0]!,
+      );
+    const [control0, filter0] = await firstLosses(0);
+    const [controlHalf, filterHalf] = await firstLosses(0.5);
+    const [control1, filter1] = await firstLosses(1);
+    // The first step's loss is read before any update: the same weights and batch, so the
+    // difference is the penalty, a mean of absolute values, positive and linear in the coefficient.
+    expect(controlHalf! - control0!).toBeGreaterThan(0);
+    expect(control1! - control0!).toBeCloseTo(2 * (controlHalf! - control0!), 5);
+    expect(filterHalf).toBe(filter0);
+    expect(filter1).toBe(filter0);
+  });
+
+  it('keeps the contracted model when the coherence fine-tune cannot improve it', async () => {
+    const config: EraConfig = {
+      ...tiny,
+      methods: ['control'],
+      coherence: { ...tiny.coherence, steps: 3, learningRate: 0 },
+      attack: { ...tiny.attack, steps: 2, seeds: 1, evalEvery: 1 },
+    };
+    const result = await runEraExperiment(separableCorpus(90), config);
+    const [run] = result.runs;
+    const [details] = result.details;
+    // A learning rate of 0 changes nothing, so no step is better than the contracted weights.
+    expect(details!.coherenceStepsKept).toBe(0);
+    expect(run!.retain.after).toBe(details!.contracted!.retain);
+    expect(run!.forget.after).toBe(details!.contracted!.forget);
+  });
+
+  it('keeps the best coherence step, and its model, when fine-tuning improves', async () => {
+    const config: EraConfig = {
+      ...tiny,
+      methods: ['control'],
+      coherence: { ...tiny.coherence, steps: 3, learningRate: 1e-2 },
+      attack: { ...tiny.attack, steps: 2, seeds: 1, evalEvery: 1 },
+    };
+    const result = await runEraExperiment(separableCorpus(90), config);
+    const [run] = result.runs;
+    const [details] = result.details;
+    expect(details!.coherenceStepsKept).toBeGreaterThan(0);
+    expect(details!.coherenceStepsKept).toBeLessThanOrEqual(3);
+    // The kept weights are the fine-tuned ones, not the contracted ones (on these retain
+    // documents, better too).
+    expect(run!.retain.after).toBeLessThan(details!.contracted!.retain);
+  });
+
+  it('reports the final losses as attacked when the attack never improves on them', async () => {
+    const config: EraConfig = {
+      ...tiny,
+      methods: ['filter'],
+      labelFractions: [1],
+      attack: { ...tiny.attack, steps: 4, seeds: 2, evalEvery: 2, learningRate: 0 },
+    };
+    const result = await runEraExperiment(separableCorpus(90), config);
+    const [run] = result.runs;
+    const [details] = result.details;
+    // Evaluated at 0, 2 and 4 (no step twice), always the starting loss.
+    expect(details!.attackSteps).toEqual([0, 2, 4]);
+    expect(details!.attackCurves).toEqual([
+      [run!.forget.after, run!.forget.after, run!.forget.after],
+      [run!.forget.after, run!.forget.after, run!.forget.after],
+    ]);
+    expect(details!.attackRetain).toEqual([Number.NaN, Number.NaN]);
+    expect(run!.forget.attacked).toBe(run!.forget.after);
+    expect(run!.retain.attacked).toBe(run!.retain.after);
+  });
+
+  it('attacks with a different batch order per seed', async () => {
+    const config: EraConfig = {
+      ...tiny,
+      methods: ['filter'],
+      labelFractions: [1],
+      attack: { ...tiny.attack, steps: 2, seeds: 2, evalEvery: 1, learningRate: 1e-2 },
+    };
+    const [details] = (await runEraExperiment(separableCorpus(90), config)).details;
+    const [first, second] = details!.attackCurves;
+    expect(first![0]).toBe(second![0]);
+    expect(first!.slice(1)).not.toEqual(second!.slice(1));
+  });
+});
