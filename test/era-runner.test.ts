@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { EXPANDED_REGION } from '../src/core/models/expand.js';
 import { createTransformer, tokenLosses } from '../src/core/models/transformer.js';
 import {
+  AdamW,
+  buildWordTokenizer,
   documentLoss,
   type EraConfig,
   type EraDocument,
@@ -16,7 +19,16 @@ import {
   summarizeEra,
   validateEraConfig,
 } from '../src/experiments/index.js';
-import { GradientRoutingError } from '../src/index.js';
+import {
+  expandRouteRows,
+  expandTransformerMlps,
+  forwardContext,
+  GradientRoutingError,
+  MaskTable,
+  tokenCrossEntropy,
+  tokenFrequencyWeights,
+  tokenRule,
+} from '../src/index.js';
 import { useBackend } from './helpers/backends.js';
 
 const smoke: EraConfig = eraPresets.smoke;
@@ -598,5 +610,129 @@ describe('runEraExperiment phases', () => {
     const [first, second] = details!.attackCurves;
     expect(first![0]).toBe(second![0]);
     expect(first!.slice(1)).not.toEqual(second!.slice(1));
+  });
+});
+
+describe('runEraExperiment ERA training step', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  it("trains with the paper's routed step: labelled forget tokens masked, softened by frequency", async () => {
+    // Every forget document is one text and every retain document another, so a batch of 4 is
+    // k forget and 4 − k retain documents whatever the sampling: the test can recompute the
+    // first step for each k from the public primitives and find the runner's losses among them.
+    const forgetText = 'oak oak oak oak oak oak oak';
+    // 'oak' in a retain document must not be routed: only labelled documents are.
+    const retainText = 'room chair oak door lamp roof room';
+    const corpus: EraDocument[] = [
+      ...Array.from({ length: 20 }, () => ({ label: 'plant', text: forgetText })),
+      ...Array.from({ length: 30 }, () => ({ label: 'house', text: retainText })),
+    ];
+    const config: EraConfig = {
+      ...tiny,
+      methods: ['era'],
+      labelFractions: [1],
+      steps: 2,
+      learningRate: 1e-2,
+      minLearningRate: 1e-2,
+      warmupSteps: 0,
+      weightDecay: 0.3,
+      l1Coefficient: 0.01,
+      coherence: { ...tiny.coherence, steps: 0 },
+      attack: { ...tiny.attack, steps: 1, seeds: 1, evalEvery: 1 },
+    };
+    const result = await runEraExperiment(corpus, config);
+    // 20 − 8 held out = 12 forget and 30 − 12 = 18 retain training documents, all labelled.
+    expect(result.data).toMatchObject({ trainForget: 12, trainRetain: 18, vocabSize: 10 });
+    const [losses] = result.details.map((d) => d.trainLosses);
+
+    const before = tf.memory().numTensors;
+    const tokenizer = buildWordTokenizer(
+      [...Array(12).fill(forgetText), ...Array(18).fill(retainText)],
+      config.model.vocabSize,
+    );
+    const length = config.model.contextLength;
+    const forgetIds = tokenizer.encodeDocument(forgetText, length + 1);
+    const retainIds = tokenizer.encodeDocument(retainText, length + 1);
+    const frequency = tokenFrequencyWeights(
+      Array(12).fill(forgetIds.subarray(1)),
+      Array(18).fill(retainIds.subarray(1)),
+      tokenizer.size,
+    );
+    const initial = createTransformer({ ...config.model, vocabSize: tokenizer.size, seed: 0 });
+    const model = expandTransformerMlps(initial, { layers: [0], units: 4, seed: 101 });
+    initial.dispose();
+    const region = model.mlpRegions(0).find((r) => r.name === EXPANDED_REGION)!;
+    const rule = tokenRule(
+      new MaskTable(expandRouteRows(model.mlpWidth(0), region, -0.75), { range: [-0.75, 1] }),
+      { toward: 0 },
+    );
+    /** A batch of `k` forget (labelled) documents and `4 − k` retain ones, as tensors. */
+    const batchOf = (k: number) => {
+      const docs = Array.from({ length: 4 }, (_, b) => (b < k ? forgetIds : retainIds));
+      const tensor = (
+        values: (doc: Int32Array, b: number, t: number) => number,
+        dtype: 'int32' | 'float32',
+      ) =>
+        tf.tensor2d(
+          docs.flatMap((doc, b) => Array.from({ length }, (_, t) => values(doc, b, t))),
+          [4, length],
+          dtype,
+        );
+      return {
+        inputs: tensor((doc, _, t) => doc[t]!, 'int32'),
+        targets: tensor((doc, _, t) => doc[t + 1] ?? 0, 'int32'),
+        weights: tensor((doc, _, t) => (t + 1 < doc.length ? 1 : 0), 'float32'),
+        labels: tensor((_, b) => (b < k ? 1 : 0), 'int32'),
+        soft: tensor((doc, b, t) => (b < k ? frequency[doc[t + 1] ?? 0]! : 1), 'float32'),
+      };
+    };
+    const batches = [0, 1, 2, 3, 4].map(batchOf);
+    /** The ERA objective (cross-entropy plus the L1 term) on batch `k`. */
+    const objective = (k: number) => () => {
+      const { inputs, targets, weights, labels, soft } = batches[k]!;
+      const context = forwardContext(model, {
+        plan: { 'blocks.0.mlp.hidden': rule },
+        batch: { labels, weights: soft },
+        capture: ['blocks.0.mlp.hidden'],
+      });
+      const ce = tokenCrossEntropy(model.forward(inputs, context), targets, weights);
+      const hidden = context.captured.get('blocks.0.mlp.hidden')!;
+      return tf.add(ce, tf.mul(tf.mean(tf.abs(hidden)), 0.01)) as tf.Scalar;
+    };
+    const lossOf = async (k: number) => {
+      const value = tf.tidy(objective(k));
+      const loss = (await value.data())[0]!;
+      value.dispose();
+      return loss;
+    };
+    const closest = (value: number, candidates: number[]) =>
+      Math.min(...candidates.map((c) => Math.abs(c - value)));
+
+    // Step 0 is read before any update: it is the objective of one batch composition.
+    const firstCandidates = await Promise.all([0, 1, 2, 3, 4].map(lossOf));
+    expect(closest(losses![0]!, firstCandidates)).toBeLessThan(1e-7);
+    // Step 1 follows one routed AdamW step (learning rate 1e-2, weight decay 0.3) on some batch.
+    const secondCandidates: number[] = [];
+    const variables = model.trainableVariables();
+    const start = variables.map((v) => v.clone());
+    for (let k = 0; k <= 4; k++) {
+      const optimizer = new AdamW({ weightDecay: 0.3 });
+      const { value, grads } = tf.variableGrads(objective(k), variables);
+      optimizer.step(variables, grads, 1e-2);
+      tf.dispose([value, ...Object.values(grads)]);
+      optimizer.dispose();
+      for (let j = 0; j <= 4; j++) secondCandidates.push(await lossOf(j));
+      for (const [i, v] of variables.entries()) v.assign(start[i]!);
+    }
+    expect(closest(losses![1]!, secondCandidates)).toBeLessThan(1e-7);
+    // The candidates are far enough apart for the match to mean something.
+    const sorted = [...secondCandidates].sort((a, b) => a - b);
+    const gaps = sorted.slice(1).map((v, i) => v - sorted[i]!);
+    expect(Math.min(...gaps.filter((g) => g > 1e-6))).toBeGreaterThan(1e-5);
+    tf.dispose(start);
+    for (const batch of batches) tf.dispose(Object.values(batch));
+    rule.dispose();
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
