@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  partitionRegions,
   runSplitExperiment,
   type SplitExperimentConfig,
   splitPresets,
@@ -9,6 +10,7 @@ import {
   type FitProgress,
   GradientRoutingError,
   type ImageDataset,
+  probeLatentSlices,
   splitRatio,
 } from '../src/index.js';
 import { useBackend } from './helpers/backends.js';
@@ -187,5 +189,62 @@ describe('runSplitExperiment, phases and results', () => {
       runSplitExperiment(data, { ...tiny, optimizer: { learningRate: 1e9, weightDecay: 0 } }),
     ).rejects.toMatchObject({ code: 'diverged' });
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("probes each block with a decoder of the autoencoder's decoder widths and the fit seed", async () => {
+    const data = { train: twoClassImages(24, 11), test: twoClassImages(10, 12) };
+    // Two hidden widths, so that their order matters.
+    const config = { ...tiny, model: { ...tiny.model, hidden: [12, 6] } };
+    const result = await runSplitExperiment(data, config);
+    const trainX = tf.tensor2d(data.train.images, [24, 16]);
+    const testX = tf.tensor2d(data.test.images, [10, 16]);
+    const before = tf.memory().numTensors;
+    const probe = await probeLatentSlices({
+      ...config.probe,
+      encode: (x) => result.model.encode(x),
+      trainX,
+      testX,
+      testLabels: data.test.labels,
+      slices: [
+        [0, 2],
+        [2, 4],
+      ],
+      partition: config.partition,
+      // The decoder runs latent → 6 → 12 → image.
+      hidden: [6, 12],
+      seed: config.fit.seed,
+    });
+    expect(result.probes).toEqual(probe.slices);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([trainX, testX]);
+    result.model.dispose();
+  });
+
+  it('names a partition label that the test split lacks, and frees everything', async () => {
+    const train = twoClassImages(24, 13);
+    const test = twoClassImages(10, 14);
+    const onlyZeros = { ...test, labels: new Int32Array(10) };
+    const before = tf.memory().numTensors;
+    await expect(
+      runSplitExperiment(
+        { train, test: onlyZeros },
+        { ...tiny, probe: { ...tiny.probe, epochs: 0 } },
+      ),
+    ).rejects.toThrow(
+      /the per-label error of label 1 is NaN; .*Make sure the evaluation data holds examples of every label/,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('partitionRegions', () => {
+  it('gives one group the whole latent and equal blocks to several', () => {
+    expect(partitionRegions([[0, 1, 2]], 6)).toEqual([[0, 6]]);
+    expect(partitionRegions([[0], [1], [2]], 6)).toEqual([
+      [0, 2],
+      [2, 4],
+      [4, 6],
+    ]);
+    expect(() => partitionRegions([], 6)).toThrow(/cannot be split into 0 equal blocks/);
   });
 });
