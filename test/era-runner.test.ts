@@ -504,6 +504,15 @@ describe('runEraExperiment corpus checks', () => {
     );
   });
 
+  it('cycles through a training pool smaller than the steps need', async () => {
+    // Filtering at 100 % leaves the 4 retain training documents: 3 steps of 4 take 12.
+    const result = await runEraExperiment(corpusOf(12, 16), { ...cheap, steps: 3 });
+    const [details] = result.details;
+    expect(details).toMatchObject({ trainDocuments: 4 });
+    expect(details!.trainLosses).toHaveLength(3);
+    for (const loss of details!.trainLosses) expect(Number.isFinite(loss)).toBe(true);
+  });
+
   it('counts words outside the vocabulary as unknown tokens', async () => {
     // 12 ids hold the 4 specials and 8 words; the training documents use more words, and the
     // rarer ones become <unk>.
