@@ -625,7 +625,7 @@ describe('runEraExperiment phases', () => {
 describe('runEraExperiment ERA training step', () => {
   beforeAll(() => useBackend('cpu'));
 
-  it("trains with the paper's routed step: labelled forget tokens masked, softened by frequency", async () => {
+  it("trains with the paper's routed step (labelled forget tokens masked, softened by frequency) and filters unrouted", async () => {
     // Every forget document is one text and every retain document another, so a batch of 4 is
     // k forget and 4 − k retain documents whatever the sampling: the test can recompute the
     // first step for each k from the public primitives and find the runner's losses among them.
@@ -638,7 +638,7 @@ describe('runEraExperiment ERA training step', () => {
     ];
     const config: EraConfig = {
       ...tiny,
-      methods: ['era'],
+      methods: ['era', 'filter'],
       labelFractions: [1],
       steps: 2,
       learningRate: 1e-2,
@@ -652,7 +652,7 @@ describe('runEraExperiment ERA training step', () => {
     const result = await runEraExperiment(corpus, config);
     // 20 − 8 held out = 12 forget and 30 − 12 = 18 retain training documents, all labelled.
     expect(result.data).toMatchObject({ trainForget: 12, trainRetain: 18, vocabSize: 10 });
-    const [losses] = result.details.map((d) => d.trainLosses);
+    const [losses, filterLosses] = result.details.map((d) => d.trainLosses);
 
     const before = tf.memory().numTensors;
     const tokenizer = buildWordTokenizer(
@@ -739,6 +739,28 @@ describe('runEraExperiment ERA training step', () => {
     const gaps = sorted.slice(1).map((v, i) => v - sorted[i]!);
     expect(Math.min(...gaps.filter((g) => g > 1e-6))).toBeGreaterThan(1e-5);
     tf.dispose(start);
+
+    // Filtering trains the base model, unrouted and without the L1 term, on the 18 retain
+    // documents only: every batch is 4 of them.
+    const base = createTransformer({ ...config.model, vocabSize: tokenizer.size, seed: 0 });
+    const retainBatch = batches[0]!;
+    const plainLoss = () =>
+      tokenCrossEntropy(base.forward(retainBatch.inputs), retainBatch.targets, retainBatch.weights);
+    const readLoss = async () => {
+      const value = tf.tidy(plainLoss);
+      const loss = (await value.data())[0]!;
+      value.dispose();
+      return loss;
+    };
+    expect(Math.abs(filterLosses![0]! - (await readLoss()))).toBeLessThan(1e-7);
+    const optimizer = new AdamW({ weightDecay: 0.3 });
+    const baseVariables = base.trainableVariables();
+    const { value, grads } = tf.variableGrads(plainLoss, baseVariables);
+    optimizer.step(baseVariables, grads, 1e-2);
+    tf.dispose([value, ...Object.values(grads)]);
+    optimizer.dispose();
+    expect(Math.abs(filterLosses![1]! - (await readLoss()))).toBeLessThan(1e-7);
+    base.dispose();
     for (const batch of batches) tf.dispose(Object.values(batch));
     rule.dispose();
     model.dispose();
