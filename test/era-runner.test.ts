@@ -608,6 +608,32 @@ describe('runEraExperiment phases', () => {
     expect(run!.retain.attacked).toBe(run!.retain.after);
   });
 
+  it('applies the weight decay in the coherence fine-tune and the attack as well', async () => {
+    // Training at learning rate 0 leaves the model as initialised whatever the decay, so any
+    // difference comes from the later phases.
+    const config: EraConfig = {
+      ...tiny,
+      methods: ['control', 'filter'],
+      learningRate: 0,
+      minLearningRate: 0,
+      coherence: { ...tiny.coherence, steps: 2, learningRate: 3e-2 },
+      attack: { ...tiny.attack, steps: 2, seeds: 1, evalEvery: 1, learningRate: 3e-2 },
+    };
+    const corpus = separableCorpus(90);
+    const low = await runEraExperiment(corpus, { ...config, weightDecay: 0.1 });
+    const high = await runEraExperiment(corpus, { ...config, weightDecay: 0.9 });
+    const [lowControl, lowFilter] = low.details;
+    const [highControl, highFilter] = high.details;
+    expect(high.runs[1]!.forget.before).toBe(low.runs[1]!.forget.before);
+    expect(highControl!.contracted).toEqual(lowControl!.contracted);
+    // Coherence: the same contracted model, fine-tuned with another decay.
+    expect(lowControl!.coherenceStepsKept).toBeGreaterThan(0);
+    expect(high.runs[0]!.retain.after).not.toBe(low.runs[0]!.retain.after);
+    // Attack: the same filtered model, attacked with another decay.
+    expect(highFilter!.attackCurves[0]![0]).toBe(lowFilter!.attackCurves[0]![0]);
+    expect(highFilter!.attackCurves[0]!.slice(1)).not.toEqual(lowFilter!.attackCurves[0]!.slice(1));
+  });
+
   it('attacks with a different batch order per seed', async () => {
     const config: EraConfig = {
       ...tiny,
