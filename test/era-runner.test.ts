@@ -634,6 +634,23 @@ describe('runEraExperiment phases', () => {
     expect(highFilter!.attackCurves[0]!.slice(1)).not.toEqual(lowFilter!.attackCurves[0]!.slice(1));
   });
 
+  it('attacks with batches of attack.batchSize documents', async () => {
+    // The 4 held-out attack documents: batches of 2 and of 3 give different attacks.
+    const config: EraConfig = {
+      ...tiny,
+      methods: ['filter'],
+      labelFractions: [1],
+      attack: { ...tiny.attack, steps: 2, seeds: 1, evalEvery: 1, learningRate: 3e-2 },
+    };
+    const corpus = separableCorpus(90);
+    const [pairs] = (await runEraExperiment(corpus, config)).details;
+    const [triples] = (
+      await runEraExperiment(corpus, { ...config, attack: { ...config.attack, batchSize: 3 } })
+    ).details;
+    expect(triples!.attackCurves[0]![0]).toBe(pairs!.attackCurves[0]![0]);
+    expect(triples!.attackCurves[0]!.slice(1)).not.toEqual(pairs!.attackCurves[0]!.slice(1));
+  });
+
   it('attacks with a different batch order per seed', async () => {
     const config: EraConfig = {
       ...tiny,
@@ -791,5 +808,37 @@ describe('runEraExperiment ERA training step', () => {
     rule.dispose();
     model.dispose();
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('runEraExperiment data statistics', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  it('gives the exact share of unknown tokens in the training documents', async () => {
+    // 12 forget training documents of 7 × 'oak' and 18 retain ones of 7 words; 8 ids hold the
+    // 4 specials and the 4 most frequent words (oak 102, room 36, then chair and door of the
+    // 18-count ties, alphabetically), so 'lamp' and 'roof' are unknown: 2 of 8 tokens (7 words and
+    // <eos>) in each retain document, 36 of 240.
+    const corpus: EraDocument[] = [
+      ...Array.from({ length: 20 }, () => ({
+        label: 'plant',
+        text: 'oak oak oak oak oak oak oak',
+      })),
+      ...Array.from({ length: 30 }, () => ({
+        label: 'house',
+        text: 'room chair oak door lamp roof room',
+      })),
+    ];
+    const result = await runEraExperiment(corpus, {
+      ...tiny,
+      methods: ['filter'],
+      labelFractions: [1],
+      model: { ...tiny.model, vocabSize: 8 },
+      steps: 1,
+      coherence: { ...tiny.coherence, steps: 0 },
+      attack: { ...tiny.attack, steps: 1, seeds: 1, evalEvery: 1 },
+    });
+    expect(result.data).toMatchObject({ trainForget: 12, trainRetain: 18, vocabSize: 8 });
+    expect(result.data.unknownTokenShare).toBeCloseTo(36 / 240, 12);
   });
 });
