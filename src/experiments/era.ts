@@ -468,8 +468,6 @@ async function train(
 interface Prepared {
   readonly tokenizer: WordTokenizer;
   readonly train: Int32Array[];
-  /** Whether each training document belongs to the forget concept (true label). */
-  readonly trainIsForget: boolean[];
   /** Forget training documents in labelling order (a prefix of length f·n is labelled). */
   readonly forgetOrder: number[];
   readonly evalRetain: Int32Array[];
@@ -541,7 +539,6 @@ function prepareEraData(documents: readonly EraDocument[], config: EraConfig): P
   const encode = (idx: readonly number[]) =>
     idx.map((i) => tokenizer.encodeDocument(documents[i]!.text, maxTokens));
   const train = encode(trainIdx);
-  const trainIsForget = trainIdx.map((i) => isForget[i]!);
   const position = new Map(trainIdx.map((doc, at) => [doc, at]));
   const forgetOrder = trainForgetIdx.map((i) => position.get(i)!);
   let tokens = 0;
@@ -553,7 +550,6 @@ function prepareEraData(documents: readonly EraDocument[], config: EraConfig): P
   return {
     tokenizer,
     train,
-    trainIsForget,
     forgetOrder,
     evalRetain: encode(evalRetainIdx),
     evalForget: encode(evalForgetIdx),
