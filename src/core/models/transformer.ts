@@ -144,14 +144,18 @@ function embedTokens(embedding: tf.Tensor, tokens: tf.Tensor2D): tf.Tensor3D {
   const [batch, length] = tokens.shape;
   const [vocab, dim] = embedding.shape as [number, number];
   const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [table, ids] = args as [tf.Tensor2D, tf.Tensor2D];
+    const [table, ids, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+    // Saved, not closed over: tokens made inside the function being differentiated are disposed
+    // before the backward pass, and only saved tensors outlive it.
+    save([ids]);
     return {
       value: tf.gather(table, ids),
-      gradFunc: (dy: tf.Tensor) => {
-        const flatIds = tf.reshape(ids, [-1]) as tf.Tensor1D;
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const savedIds = saved[0]!;
+        const flatIds = tf.reshape(savedIds, [-1]) as tf.Tensor1D;
         const oneHot = tf.oneHot(flatIds, vocab);
         const grad = tf.matMul(oneHot, tf.reshape(dy, [-1, dim]) as tf.Tensor2D, true, false);
-        return [grad, tf.zerosLike(ids)];
+        return [grad, tf.zerosLike(savedIds)];
       },
     };
   });
