@@ -30,6 +30,7 @@ import {
   tokenRule,
 } from '../src/index.js';
 import { useBackend } from './helpers/backends.js';
+import { lcgUniform } from './helpers/random.js';
 
 const smoke: EraConfig = eraPresets.smoke;
 
@@ -260,11 +261,7 @@ describe('documentLoss', () => {
 
 /** A seeded two-topic corpus: `plant` documents (every third) and `house` documents. */
 function twoTopicCorpus(count: number, seed: number): EraDocument[] {
-  let state = seed;
-  const random = () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return state / 2147483648;
-  };
+  const random = lcgUniform(seed);
   const pick = (words: readonly string[]) => words[Math.floor(random() * words.length)]!;
   const plant = ['oak', 'fern', 'leaves', 'root', 'flower', 'moss'];
   const house = ['room', 'chair', 'table', 'door', 'lamp', 'roof'];

@@ -17,6 +17,7 @@ import {
 } from '../src/experiments/index.js';
 import { writeEraReport } from '../src/node/index.js';
 import { useBackend } from './helpers/backends.js';
+import { lcgUniform } from './helpers/random.js';
 
 const run = promisify(execFile);
 const scratch = mkdtempSync(path.join(tmpdir(), 'gr-era-'));
@@ -24,11 +25,7 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** A tiny two-topic corpus: plant sentences and household sentences, seeded. */
 function tinyCorpus(): EraDocument[] {
-  let state = 12345;
-  const random = () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return state / 2147483648;
-  };
+  const random = lcgUniform(12345);
   const pick = (words: string[]) => words[Math.floor(random() * words.length)]!;
   const plant = ['oak', 'fern', 'leaves', 'root', 'flower', 'genus', 'shrub', 'seed'];
   const house = ['room', 'chair', 'table', 'door', 'lamp', 'kitchen', 'roof', 'wall'];

@@ -15,10 +15,10 @@ import {
   splitPresets,
   summarizeSplitExperiment,
 } from '../src/experiments/index.js';
-import type { ImageDataset } from '../src/index.js';
 import { loadFromDirectory } from '../src/node/files.js';
 import { prepareSplitReport, writeSplitReport } from '../src/node/split-report.js';
 import { useBackend } from './helpers/backends.js';
+import { columnBlockImages } from './helpers/random.js';
 
 const run = promisify(execFile);
 const tfjsNodeInstalled = (() => {
@@ -32,30 +32,6 @@ const tfjsNodeInstalled = (() => {
 const scratch = mkdtempSync(path.join(tmpdir(), 'gr-experiment-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-/**
- * 6x6 images of three classes: class c lights up column block c. Small enough to train in
- * well under a second, and structured so that routing has something to split.
- */
-function syntheticDataset(count: number, seed: number): ImageDataset {
-  const images = new Float32Array(count * 36);
-  const labels = new Int32Array(count);
-  let state = seed;
-  const random = () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return state / 2147483648;
-  };
-  for (let i = 0; i < count; i++) {
-    const label = i % 3;
-    labels[i] = label;
-    for (let p = 0; p < 36; p++) {
-      const column = p % 6;
-      const lit = Math.floor(column / 2) === label;
-      images[i * 36 + p] = (lit ? 0.8 : -0.8) + (random() - 0.5) * 0.2;
-    }
-  }
-  return { images, labels, count, rows: 6, cols: 6 };
-}
-
 const tinyConfig: SplitExperimentConfig = {
   ...splitPresets.smoke,
   model: { hidden: [24, 12], latentDim: 6, seed: 0 },
@@ -68,7 +44,7 @@ const tinyConfig: SplitExperimentConfig = {
 describe('runSplitExperiment', () => {
   it('works for any image size and label partition, and leaks nothing', async () => {
     await useBackend('cpu');
-    const data = { train: syntheticDataset(96, 1), test: syntheticDataset(30, 2) };
+    const data = { train: columnBlockImages(96, 1), test: columnBlockImages(30, 2) };
     const before = tf.memory().numTensors;
     const result = await runSplitExperiment(data, tinyConfig);
     expect(result.certificates.map((c) => c.region)).toEqual([
@@ -95,7 +71,7 @@ describe('runSplitExperiment', () => {
 
   it('gives the same numbers for the same seed on the same backend', async () => {
     await useBackend('wasm');
-    const data = { train: syntheticDataset(64, 3), test: syntheticDataset(30, 4) };
+    const data = { train: columnBlockImages(64, 3), test: columnBlockImages(30, 4) };
     const config = { ...tinyConfig, probe: { ...tinyConfig.probe, epochs: 0 } };
     const first = await runSplitExperiment(data, config);
     const second = await runSplitExperiment(data, config);
@@ -111,8 +87,8 @@ describe('runSplitExperiment', () => {
 
   it('checks every label before training, naming the split, the example and the fix', async () => {
     await useBackend('cpu');
-    const train = syntheticDataset(30, 5);
-    const test = syntheticDataset(9, 6);
+    const train = columnBlockImages(30, 5);
+    const test = columnBlockImages(9, 6);
     const config = {
       ...tinyConfig,
       partition: [[0], [1]],
@@ -136,7 +112,7 @@ describe('runSplitExperiment', () => {
 
   it('writes the summary and table even when a figure fails, and reports the figure', async () => {
     await useBackend('cpu');
-    const data = { train: syntheticDataset(48, 7), test: syntheticDataset(12, 8) };
+    const data = { train: columnBlockImages(48, 7), test: columnBlockImages(12, 8) };
     const result = await runSplitExperiment(data, {
       ...tinyConfig,
       fit: { ...tinyConfig.fit, epochs: 1 },

@@ -13,9 +13,9 @@ import {
   summarizeSplitExperiment,
 } from '../src/experiments/index.js';
 import type { VegaLiteSpec } from '../src/experiments/reports/charts.js';
-import type { ImageDataset } from '../src/index.js';
 import { writeSplitReport } from '../src/node/split-report.js';
 import { useBackend } from './helpers/backends.js';
+import { columnBlockImages } from './helpers/random.js';
 
 const rendered = vi.hoisted(() => ({ charts: new Map<string, unknown>(), svgs: [] as string[] }));
 
@@ -38,34 +38,15 @@ vi.mock('../src/node/render.js', async (importOriginal) => {
   };
 });
 
-/** 6x6 images of three classes: class c lights column block c. */
-function syntheticDataset(count: number, seed: number): ImageDataset {
-  const images = new Float32Array(count * 36);
-  const labels = new Int32Array(count);
-  let state = seed;
-  const random = () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return state / 2147483648;
-  };
-  for (let i = 0; i < count; i++) {
-    labels[i] = i % 3;
-    for (let p = 0; p < 36; p++) {
-      const lit = Math.floor((p % 6) / 2) === labels[i];
-      images[i * 36 + p] = (lit ? 0.8 : -0.8) + (random() - 0.5) * 0.2;
-    }
-  }
-  return { images, labels, count, rows: 6, cols: 6 };
-}
-
 const SMOKE_NOTE = '[smoke: checks the pipeline only]';
 const scratch = mkdtempSync(path.join(tmpdir(), 'gr-split-report-'));
-const test = syntheticDataset(12, 2);
+const test = columnBlockImages(12, 2);
 let result: SplitExperimentResult;
 
 beforeAll(async () => {
   await useBackend('cpu');
   result = await runSplitExperiment(
-    { train: syntheticDataset(48, 1), test },
+    { train: columnBlockImages(48, 1), test },
     {
       ...splitPresets.smoke,
       model: { hidden: [12], latentDim: 6, seed: 0 },

@@ -14,14 +14,11 @@ import {
   splitRatio,
 } from '../src/index.js';
 import { useBackend } from './helpers/backends.js';
+import { lcgUniform } from './helpers/random.js';
 
 /** 4x4 images of two classes: class c lights up the rows of half c, with seeded noise. */
 function twoClassImages(count: number, seed: number): ImageDataset {
-  let state = seed;
-  const random = () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return state / 2147483648;
-  };
+  const random = lcgUniform(seed);
   const images = new Float32Array(count * 16);
   const labels = new Int32Array(count);
   for (let i = 0; i < count; i++) {

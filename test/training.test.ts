@@ -14,6 +14,7 @@ import {
 } from '../src/experiments/index.js';
 import type { ImageDataset } from '../src/index.js';
 import { expectNoLeak, TEST_BACKENDS, useBackend } from './helpers/backends.js';
+import { columnBlockImages } from './helpers/random.js';
 
 const ROUTES = [
   { labels: [0, 1, 2, 3, 4], region: [0, 4] as const },
@@ -149,26 +150,12 @@ describe.each(TEST_BACKENDS)('a full split-objective step on %s', (backend) => {
   });
 });
 
-/** Three classes of 6x6 images; class c lights column block c with a per-example pattern. */
-function syntheticDataset(count: number, seed: number): ImageDataset {
-  const images = new Float32Array(count * 36);
-  const labels = new Int32Array(count);
-  let state = seed;
-  const random = () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return state / 2147483648;
-  };
-  for (let i = 0; i < count; i++) {
-    const label = i % 3;
-    labels[i] = label;
+/** Column-block classes whose lit pixels take one value in the top half, another in the bottom. */
+const patternImages = (count: number, seed: number) =>
+  columnBlockImages(count, seed, (random) => {
     const [top, bottom] = [random() * 2 - 1, random() * 2 - 1];
-    for (let p = 0; p < 36; p++) {
-      const lit = Math.floor((p % 6) / 2) === label;
-      images[i * 36 + p] = lit ? (p < 18 ? top : bottom) : -1;
-    }
-  }
-  return { images, labels, count, rows: 6, cols: 6 };
-}
+    return (lit, pixel) => (lit ? (pixel < 18 ? top : bottom) : -1);
+  });
 
 const tinyConfig: SplitExperimentConfig = {
   ...splitPresets.smoke,
@@ -185,7 +172,7 @@ describe.skipIf(process.env.GR_MUTATION_LIGHT === '1').each(TEST_BACKENDS)(
   (backend) => {
     it('gives identical numbers for the same seed with probes on, and others for another seed', async () => {
       await useBackend(backend);
-      const data = { train: syntheticDataset(48, 3), test: syntheticDataset(15, 4) };
+      const data = { train: patternImages(48, 3), test: patternImages(15, 4) };
       const numbers = (r: Awaited<ReturnType<typeof runSplitExperiment>>) => ({
         decoder: r.decoderPerLabel,
         certificates: r.certificates.map((c) => c.perLabelMae),
@@ -218,7 +205,7 @@ describe.skipIf(process.env.GR_MUTATION_LIGHT === '1').each(TEST_BACKENDS)(
 describe('runSplitExperiment routes the latent, and its control does not', () => {
   it("trained on one group only, the other groups' latent weights stay bit for bit unless routed: false", async () => {
     await useBackend('cpu');
-    const all = syntheticDataset(48, 3);
+    const all = patternImages(48, 3);
     // Only digit 0 in training: with the penalties off and no weight decay, nothing but the
     // reconstruction of digit-0 examples can move the latent weights.
     const keep = Array.from(all.labels.keys()).filter((i) => all.labels[i] === 0);
@@ -247,7 +234,7 @@ describe('runSplitExperiment routes the latent, and its control does not', () =>
       return Array.from(new Uint32Array(values.buffer, values.byteOffset, values.length));
     };
     const start = kernelBits(initial);
-    const data = { train, test: syntheticDataset(15, 4) };
+    const data = { train, test: patternImages(15, 4) };
     const routed = await runSplitExperiment(data, config);
     const control = await runSplitExperiment(data, {
       ...config,
