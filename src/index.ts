@@ -23,6 +23,12 @@ export {
   type SelectBackendOptions,
   selectBackend,
 } from './core/backend/select.js';
+/** @group Backends */
+export {
+  installWebGpuKernels,
+  uninstallWebGpuKernels,
+  webGpuKernelsInstalled,
+} from './core/backend/webgpu/install.js';
 /** @group Data */
 export {
   type ImageDataset,

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
 import { describeAdapter, type GpuAdapterDescription, isSoftwareAdapter } from './adapter.js';
 import { installFastKernelsFor } from './fast-kernels.js';
+import { installWebGpuKernels } from './webgpu/install.js';
 
 /** A backend this library knows how to load; `'auto'` picks the fastest that loads. */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu' | 'webgl' | 'webgpu';
@@ -276,6 +277,7 @@ export async function selectFrom(
           await tf.ready();
           // Training on stock wasm is ~15x slower: its transposed matrix products skip XNNPACK.
           installFastKernelsFor(loader.name);
+          if (loader.name === 'webgpu') installWebGpuKernels();
           return loader.name;
         }
         reason = 'it is installed but failed to initialise';
