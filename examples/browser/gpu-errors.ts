@@ -25,15 +25,21 @@ function activeDevice(): WebGpuDevice | undefined {
   return (tf.backend() as unknown as { device?: WebGpuDevice }).device;
 }
 
+/** Dawn's messages run over several lines ("\n - While calling …"); the page shows one paragraph. */
+function oneLine(message: string): string {
+  return message.trim().replace(/\s*\n\s*/g, ' ');
+}
+
 function explain(event: UncapturedErrorEvent): PageError {
   const kind = event.error.constructor.name;
+  const message = oneLine(event.error.message);
   if (kind === 'GPUOutOfMemoryError') {
     return new PageError(
-      `The GPU ran out of memory (WebGPU: ${event.error.message}), so the run stopped: what follows would be computed on buffers that do not exist. Pick a smaller preset, close other tabs that use the GPU, or choose WebAssembly.`,
+      `The GPU ran out of memory (WebGPU: ${message}), so the page stopped: what follows would be computed on buffers that do not exist. Pick a smaller preset, close other tabs that use the GPU, or choose WebAssembly.`,
     );
   }
   return new PageError(
-    `The GPU rejected a command (WebGPU ${kind}: ${event.error.message}), so the run stopped rather than go on with wrong numbers. Reload the page, or choose another backend (WebAssembly works everywhere).`,
+    `The GPU rejected a command (WebGPU ${kind}: ${message}), so the page stopped rather than go on with wrong numbers. Reload the page, or choose another backend (WebAssembly works everywhere).`,
   );
 }
 
@@ -57,7 +63,7 @@ export function watchWebGpuDevice(onFailure: (error: PageError) => void): void {
   void device.lost.then((info) =>
     fail(
       new PageError(
-        `The GPU device was lost (${info.reason || 'no reason given'}: ${info.message}), so the run stopped. Reload the page to get the GPU back, or choose another backend (WebAssembly works everywhere).`,
+        `The GPU device was lost (${info.reason || 'no reason given'}: ${oneLine(info.message)}), so the page stopped. Reload the page to get the GPU back, or choose another backend (WebAssembly works everywhere).`,
       ),
     ),
   );
