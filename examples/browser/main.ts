@@ -378,9 +378,10 @@ async function train(params: URLSearchParams): Promise<void> {
       }
     },
   });
-  if (webGpuFailure() !== undefined) {
-    result.model.dispose();
-    throwIfGpuFailed();
+  const gpuFailure = webGpuFailure();
+  if (gpuFailure !== undefined) {
+    result.model.dispose(); // trained on a failed device: nothing in it to show
+    throw gpuFailure;
   }
   const summary = summarizeSplitExperiment(result, {
     preset,
