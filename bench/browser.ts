@@ -1,9 +1,9 @@
 /**
  * `npm run bench:browser`: how fast the demo page trains in headless Chromium on each backend.
  * Opens the page with `?preset=…&backend=…&autostart=1` (plus `epochs=`, `train=`) and reads the
- * training time it reports. Prints measurements, not verdicts. With `--screenshot PATH` it also
- * saves a screenshot of the last finished page, after turning off the switches `--switch-off`
- * names (the docs' figure is made that way).
+ * training time it reports and the bytes it fetched. Prints measurements, not verdicts. With
+ * `--screenshot PATH` it also saves a screenshot of the last finished page, after turning off
+ * the switches `--switch-off` names (the docs' figure is made that way).
  *
  *   npm run bench:browser -- --preset quick --epochs 1 --train 3200 --test 500 --backends webgl,wasm
  */
@@ -38,7 +38,7 @@ try {
     if (values.epochs) params.set('epochs', values.epochs);
     if (values.train) params.set('train', values.train);
     if (values.test) params.set('test', values.test);
-    const { page, problems } = await openPage(browser, { width: 1200, height: 900 });
+    const { page, problems, fetched } = await openPage(browser, { width: 1200, height: 900 });
     await page.goto(`${url}?${params}`);
     await page.waitForFunction(
       () => ['done', 'error'].includes(document.body.dataset.state ?? ''),
@@ -55,13 +55,16 @@ try {
       high: document.querySelector('[data-testid=split-high]')?.textContent,
       isolated: crossOriginIsolated,
     }));
+    const files = await fetched();
+    const megabytes = (files.reduce((sum, file) => sum + file.bytes, 0) / 1e6).toFixed(2);
     if (result.state === 'error') {
       console.log(`${backend}: error: ${result.error}`);
     } else {
       console.log(
         `${result.backend}: ${result.steps} steps in ${result.seconds.toFixed(1)} s = ` +
           `${(result.steps / result.seconds).toFixed(2)} steps/s (preset ${values.preset}, ` +
-          `split ratios ${result.low} / ${result.high}, isolated ${result.isolated})`,
+          `split ratios ${result.low} / ${result.high}, isolated ${result.isolated}, ` +
+          `fetched ${megabytes} MB in ${files.length} responses)`,
       );
     }
     const trouble = [...problems.consoleErrors, ...problems.pageErrors, ...problems.failedRequests];

@@ -3,6 +3,7 @@ import type { Metafile } from 'esbuild';
 
 export declare const packageAliases: Readonly<Record<string, string>>;
 export declare const MNIST_FILES: readonly string[];
+export declare const MNIST_CHUNK_SIZE: number;
 export declare function bundleForBrowser(
   entry: string,
   outfile: string,

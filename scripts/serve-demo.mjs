@@ -18,6 +18,10 @@ const TYPES = {
   '.json': 'application/json',
   '.wasm': 'application/wasm',
   '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  // The MNIST chunks: served as the gzip files they are (no Content-Encoding), and the page
+  // inflates them itself, so that any static host serves them the same way.
+  '.gz': 'application/gzip',
 };
 
 /** The headers that make a page cross-origin isolated (and so allowed SharedArrayBuffer). */

@@ -41,6 +41,7 @@ import {
 } from './backends.js';
 import { type BarSeries, type CurvePoint, drawLossCurve, drawPerDigitBars } from './charts.js';
 import { loadMnistSplit, PageError } from './data.js';
+import { watchWebGpuDevice, webGpuFailure } from './gpu-errors.js';
 
 type PageState = 'loading' | 'ready' | 'training' | 'done' | 'error';
 
@@ -104,9 +105,17 @@ const ablation = new AblationView(
 let currentModel: Autoencoder | undefined;
 let activeBackend: BackendName | undefined;
 let stopRequested = false;
+/** Where training stands ("Epoch 2 of 9, step 700 of 4221"), for the line left after a stop. */
+let trainPosition = '';
 
 /** Thrown from the progress callback to stop training; `runSplitExperiment` cleans up. */
 class StopTraining extends Error {}
+
+/** Stops a run whose numbers came from a failed WebGPU device (see gpu-errors.ts). */
+function throwIfGpuFailed(): void {
+  const failure = webGpuFailure();
+  if (failure !== undefined) throw failure;
+}
 
 function setState(state: PageState): void {
   const focused = document.activeElement;
@@ -137,12 +146,34 @@ function plainMessage(error: unknown): string {
   return `Something went wrong: ${plain}`;
 }
 
+/** Replaces the per-step line, whose "training ends in about …" would outlive the run. */
+function settleProgressText(how: string): void {
+  ui.progressText.textContent = trainPosition === '' ? '' : `${trainPosition}: ${how}.`;
+  trainPosition = '';
+}
+
 function showError(error: unknown): void {
   console.warn(error);
   ui.error.textContent = plainMessage(error);
   ui.error.hidden = false;
+  settleProgressText('stopped by an error');
   setStatus('Stopped by an error (see above).');
   setState('error');
+}
+
+/**
+ * A failed WebGPU device. While a run is on, the message shows at once and the run stops at its
+ * next step (or at its end), which then shows the error as any other; when idle, it shows now.
+ */
+function showGpuFailure(error: PageError): void {
+  const state = document.body.dataset.state;
+  if (state !== 'loading' && state !== 'training') {
+    showError(error);
+    return;
+  }
+  ui.error.textContent = error.message;
+  ui.error.hidden = false;
+  setStatus('Stopping: the GPU failed (see above)…');
 }
 
 function clearError(): void {
@@ -205,6 +236,8 @@ async function useBackend(choice: BackendChoice): Promise<BackendName> {
     name = await selectBackend({ backend: choice, wasmPaths: WASM_PATHS() });
   }
   activeBackend = name;
+  // selectBackend has installed the library's WebGPU kernels; this makes the device's errors loud.
+  watchWebGpuDevice(showGpuFailure);
   ui.backend.textContent = name;
   const found = survey[name as BrowserBackend];
   ui.backendNote.textContent =
@@ -244,11 +277,9 @@ function configFor(preset: SplitPresetName, params: URLSearchParams): SplitExper
   };
 }
 
-function downloadStatus(file: string, received: number, total: number): void {
+function downloadStatus(what: string, received: number, total: number): void {
   const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
-  setStatus(
-    `Loading ${file.split('/').pop()}: ${mb(received)}${total > 0 ? ` of ${mb(total)}` : ''} MB`,
-  );
+  setStatus(`Loading ${what}: ${mb(received)} of ${mb(total)} MB (compressed)`);
 }
 
 /** One test digit of each class (the first in the test set), flattened, for the grid. */
@@ -299,14 +330,23 @@ async function train(params: URLSearchParams): Promise<void> {
   const test = await loadMnistSplit('test', config.testLimit, downloadStatus);
   setState('training');
   ui.progressText.textContent = '';
+  trainPosition = '';
   const losses: CurvePoint[] = [];
   const synced: Array<{ step: number; time: number }> = [];
+  let trained = { epochs: config.fit.epochs, steps: 0 };
+  const trainedText = () =>
+    `Training finished: ${trained.steps} steps, ${trained.epochs} ${trained.epochs === 1 ? 'epoch' : 'epochs'}.`;
   drawLossCurve(ui.lossCurve, losses);
   let trainStarted = performance.now();
   setStatus(`Training on ${train.count} digits with ${backend}…`);
   const result = await runSplitExperiment({ train, test }, config, {
     onPhase: (phase) => {
       if (phase === 'train') trainStarted = performance.now();
+      // The ETA line would otherwise read "training ends in about 0 s" to the end of the run.
+      if (phase !== 'train') {
+        trainPosition = '';
+        ui.progressText.textContent = trainedText();
+      }
       if (phase === 'evaluate') setStatus('Measuring the per-digit errors on the test digits…');
       if (phase === 'probe') {
         setStatus('Training the half-decoders on the frozen encoder to measure the split…');
@@ -314,8 +354,10 @@ async function train(params: URLSearchParams): Promise<void> {
     },
     onTrainProgress: (p) => {
       if (stopRequested) throw new StopTraining('stopped');
+      throwIfGpuFailed();
       const total = p.epochs * p.stepsPerEpoch;
       const now = performance.now();
+      trained = { epochs: p.epochs, steps: p.totalSteps };
       // The rate over the last few loss reads: only a read waits for the device, so between
       // reads a GPU backend's steps are merely queued; and the first steps compile shaders.
       if (p.loss !== undefined) synced.push({ step: p.totalSteps, time: now });
@@ -326,15 +368,21 @@ async function train(params: URLSearchParams): Promise<void> {
           ? ((last.step - from.step) * 1000) / (last.time - from.time)
           : (p.totalSteps * 1000) / (now - trainStarted);
       ui.progress.value = p.totalSteps / total;
+      trainPosition = `Epoch ${p.epoch} of ${p.epochs}, step ${p.totalSteps} of ${total}`;
       ui.progressText.textContent =
-        `Epoch ${p.epoch} of ${p.epochs}, step ${p.totalSteps} of ${total} · ` +
-        `${perSecond.toFixed(1)} steps/s · training ends in about ${formatDuration((total - p.totalSteps) / perSecond)}`;
+        `${trainPosition} · ${perSecond.toFixed(1)} steps/s · ` +
+        `training ends in about ${formatDuration((total - p.totalSteps) / perSecond)}`;
       if (p.loss !== undefined) {
         losses.push({ step: p.totalSteps, loss: p.loss });
         drawLossCurve(ui.lossCurve, losses);
       }
     },
   });
+  const gpuFailure = webGpuFailure();
+  if (gpuFailure !== undefined) {
+    result.model.dispose(); // trained on a failed device: nothing in it to show
+    throw gpuFailure;
+  }
   const summary = summarizeSplitExperiment(result, {
     preset,
     backend,
@@ -352,7 +400,9 @@ async function train(params: URLSearchParams): Promise<void> {
     ...(high === undefined ? {} : { high }),
   });
   await ablation.show(result.model, oneDigitEach(test));
+  throwIfGpuFailed();
   ui.progress.value = 1;
+  ui.progressText.textContent = trainedText();
   document.body.dataset.trainSteps = String(summary.steps);
   document.body.dataset.trainSeconds = String(summary.trainSeconds);
   setStatus(
@@ -412,7 +462,9 @@ async function loadModel(files: File[]): Promise<void> {
   }
   showPerDigit(errors.decoder, certified ? { low: low!, high: high! } : {});
   await ablation.show(model, oneDigitEach(test));
+  throwIfGpuFailed();
   ui.progress.value = 1;
+  ui.progressText.textContent = '';
   setStatus(
     `Loaded a model with latent ${model.config.latentDim} (halves ${halves
       .map((h) => `${h.start}–${h.end - 1}`)
@@ -424,11 +476,13 @@ async function loadModel(files: File[]): Promise<void> {
 function run(task: Promise<void>): void {
   task.catch((error: unknown) => {
     if (error instanceof StopTraining) {
+      settleProgressText('stopped');
       setStatus('Training stopped. Press Train to start again.');
       setState('ready');
       return;
     }
-    showError(error);
+    // A dead GPU makes later calls fail in odd ways; its own message says what happened.
+    showError(webGpuFailure() ?? error);
   });
 }
 

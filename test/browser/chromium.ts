@@ -37,12 +37,28 @@ export interface PageProblems {
   failedRequests: string[];
 }
 
-/** Opens a page that records its problems, and refuses every request to another host. */
+/** One response the page received: its address and its body's size as sent (compressed if so). */
+export interface FetchedFile {
+  url: string;
+  bytes: number;
+}
+
+/**
+ * Opens a page that records its problems and what it fetched, and refuses every request to
+ * another host. Each page has its own browser context, so nothing comes from an earlier page's
+ * cache: `fetched()` is what this page downloaded.
+ */
 export async function openPage(
   browser: Browser,
   viewport = { width: 1200, height: 900 },
-): Promise<{ page: Page; problems: PageProblems }> {
+): Promise<{ page: Page; problems: PageProblems; fetched: () => Promise<FetchedFile[]> }> {
   const page = await browser.newPage({ viewport });
+  const responses: Promise<FetchedFile>[] = [];
+  page.on('requestfinished', (request) =>
+    responses.push(
+      request.sizes().then((sizes) => ({ url: request.url(), bytes: sizes.responseBodySize })),
+    ),
+  );
   const problems: PageProblems = { consoleErrors: [], pageErrors: [], failedRequests: [] };
   page.on('console', (message) => {
     if (message.type() === 'error') problems.consoleErrors.push(message.text());
@@ -60,5 +76,5 @@ export async function openPage(
     problems.failedRequests.push(`${route.request().url()}: a request to another host`);
     return route.abort();
   });
-  return { page, problems };
+  return { page, problems, fetched: () => Promise.all(responses) };
 }

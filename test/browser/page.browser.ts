@@ -1,24 +1,30 @@
-// The demo page in Chromium: the smoke preset trains to the end through the automation contract,
-// the ablation switches change the reconstructions they control, and the page fits a phone.
+// The demo page in Chromium: the smoke preset trains to the end through the automation contract
+// and fetches only the MNIST chunks it uses, the ablation switches change the reconstructions they
+// control, the page fits a phone, and bad files or a failing GPU give plain errors.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Autoencoder, saveAutoencoder } from '../../src/index.js';
 import { saveToDirectory, selectNodeBackend } from '../../src/node/index.js';
-import { launchChromium, openPage, type PageProblems } from './chromium.js';
+import { type FetchedFile, launchChromium, openPage, type PageProblems } from './chromium.js';
 
 /** Where the screenshot of the finished page goes; the docs' figure is made with this set. */
 const SCREENSHOT = process.env.BROWSER_SCREENSHOT ?? 'out/browser/browser-demo.png';
 
+/** The acceptance bound of issue 18: a smoke run downloads less than this (today about 2.7 MB). */
+const SMOKE_FETCH_LIMIT = 10e6;
+
 let browser: Browser;
 let page: Page;
 let problems: PageProblems;
+let fetched: () => Promise<FetchedFile[]>;
 
 beforeAll(async () => {
   browser = await launchChromium();
-  ({ page, problems } = await openPage(browser, { width: 1200, height: 900 }));
+  ({ page, problems, fetched } = await openPage(browser, { width: 1200, height: 900 }));
   await page.goto(`${inject('baseUrl')}?preset=smoke&autostart=1`);
   await page.waitForFunction(
     () => ['done', 'error'].includes(document.body.dataset.state ?? ''),
@@ -70,6 +76,44 @@ describe('the demo page, smoke preset', () => {
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
   });
 
+  it('says the run is done, with no time left to wait for', async () => {
+    expect(await page.locator('#status').textContent()).toMatch(/^Done: 16 steps in /);
+    expect(await page.locator('#progress-text').textContent()).toBe(
+      'Training finished: 16 steps, 1 epoch.',
+    );
+  });
+
+  it('fetches under 10 MB: only the MNIST chunks that hold its 2,048 + 1,000 digits', async () => {
+    const files = await fetched();
+    const total = files.reduce((sum, file) => sum + file.bytes, 0);
+    const mnist = files
+      .map((file) => new URL(file.url).pathname)
+      .filter((name) => name.startsWith('/mnist/'))
+      .sort();
+    console.log(
+      `smoke run fetched ${(total / 1e6).toFixed(2)} MB in ${files.length} responses ` +
+        `(MNIST ${(files.filter((f) => f.url.includes('/mnist/')).reduce((s, f) => s + f.bytes, 0) / 1e6).toFixed(2)} MB)`,
+    );
+    expect(mnist).toEqual([
+      '/mnist/index.json',
+      '/mnist/t10k-images-idx3-ubyte-00.gz',
+      '/mnist/t10k-labels-idx1-ubyte-00.gz',
+      '/mnist/train-images-idx3-ubyte-00.gz',
+      '/mnist/train-labels-idx1-ubyte-00.gz',
+    ]);
+    expect(total).toBeGreaterThan(0);
+    expect(total).toBeLessThan(SMOKE_FETCH_LIMIT);
+  });
+
+  it('has a favicon that the server has', async () => {
+    const href = await page.locator('link[rel=icon]').getAttribute('href');
+    expect(href).toBe('favicon.svg');
+    const response = await page.request.get(new URL(href!, page.url()).href);
+    expect(response.status()).toBe(200);
+    expect(response.headers()['content-type']).toBe('image/svg+xml');
+    expect((await response.text()).startsWith('<svg')).toBe(true);
+  });
+
   it('turning a half off changes the reconstructions, and turning it on restores them', async () => {
     const originals = await canvasPixels('originals');
     const allOn = await canvasPixels('reconstructions');
@@ -104,17 +148,35 @@ describe('the demo page, smoke preset', () => {
 });
 
 describe('the demo page, errors in plain words', () => {
-  it('says which MNIST file is missing and how to get it', async () => {
+  /** The error message of a smoke run whose `file` (under mnist/) the server answers with `body`. */
+  async function smokeErrorWith(file: string, body: Buffer | string, status = 200) {
     const { page: other } = await openPage(browser);
-    await other.route('**/mnist/train-labels-idx1-ubyte', (route) =>
-      route.fulfill({ status: 404, body: 'not found' }),
-    );
-    await other.goto(`${inject('baseUrl')}?preset=smoke&autostart=1`);
+    await other.route(`**/mnist/${file}`, (route) => route.fulfill({ status, body }));
+    await other.goto(`${inject('baseUrl')}?preset=smoke&backend=wasm&autostart=1`);
     await other.waitForFunction(() => document.body.dataset.state === 'error');
     const message = await other.locator('[data-testid=error]').textContent();
-    expect(message).toContain('mnist/train-labels-idx1-ubyte is missing');
-    expect(message).toContain('npm run demo:build');
     await other.close();
+    return message;
+  }
+
+  it('says which MNIST file is missing and how to get it', async () => {
+    const message = await smokeErrorWith('train-labels-idx1-ubyte-00.gz', 'not found', 404);
+    expect(message).toContain('mnist/train-labels-idx1-ubyte-00.gz is missing');
+    expect(message).toContain('npm run demo:build');
+    expect(await smokeErrorWith('index.json', 'not found', 404)).toContain(
+      'mnist/index.json is missing',
+    );
+  });
+
+  it("checks each chunk's IDX header with the library's parser, and says when gzip is damaged", async () => {
+    expect(await smokeErrorWith('train-labels-idx1-ubyte-00.gz', 'plain text')).toContain(
+      'mnist/train-labels-idx1-ubyte-00.gz is not an IDX file',
+    );
+    // gzip's magic bytes, then nothing that inflates.
+    const damaged = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(await smokeErrorWith('t10k-images-idx3-ubyte-00.gz', damaged)).toContain(
+      'mnist/t10k-images-idx3-ubyte-00.gz is damaged',
+    );
   });
 
   it('says so when the address asks for an unknown preset', async () => {
@@ -189,6 +251,30 @@ describe('the demo page, loading a saved model', () => {
   });
 });
 
+describe('the demo page on a server that inflates gzip itself (Content-Encoding: gzip)', () => {
+  it('reads the already inflated IDX bytes as they are', async () => {
+    const { page: other, problems: otherProblems } = await openPage(browser);
+    // What the page receives from such a server: the chunk's IDX bytes, not its gzip bytes.
+    await other.route('**/mnist/*.gz', async (route) => {
+      const response = await route.fetch();
+      await route.fulfill({ response, body: gunzipSync(await response.body()) });
+    });
+    await other.goto(`${inject('baseUrl')}?preset=smoke&backend=wasm&autostart=1`);
+    await other.waitForFunction(
+      () => ['done', 'error'].includes(document.body.dataset.state ?? ''),
+      null,
+      { timeout: 240_000, polling: 250 },
+    );
+    expect(await other.locator('[data-testid=error]').textContent()).toBe('');
+    expect(await other.evaluate(() => document.body.dataset.state)).toBe('done');
+    expect(
+      Number.isFinite(Number(await other.locator('[data-testid=split-low]').textContent())),
+    ).toBe(true);
+    expect(otherProblems).toEqual({ consoleErrors: [], pageErrors: [], failedRequests: [] });
+    await other.close();
+  });
+});
+
 describe('the demo page on a plain static host (not cross-origin isolated)', () => {
   it('trains the smoke preset on single-threaded wasm', async () => {
     const { page: other, problems: otherProblems } = await openPage(browser);
@@ -225,6 +311,104 @@ describe('the demo page, stopping', () => {
     // Focus returns to Train, so that Enter starts again.
     expect(await other.evaluate(() => document.activeElement?.id)).toBe('train');
     expect(otherProblems).toEqual({ consoleErrors: [], pageErrors: [], failedRequests: [] });
+    await other.close();
+  });
+});
+
+/** A GPUDevice as far as these tests touch it. */
+interface TestDevice {
+  createBuffer(descriptor: { size: number; usage: number }): unknown;
+  destroy(): void;
+}
+
+/**
+ * Opens the page with every WebGPU device it requests kept in `window.testDevices`, so that a test
+ * can make the page's own device fail. Undefined (with the reason) when Chromium has no adapter.
+ */
+async function openWithDevices(): Promise<
+  { page: Page; problems: PageProblems } | { unavailable: string }
+> {
+  const { page: other, problems: otherProblems } = await openPage(browser);
+  await other.addInitScript(() => {
+    type Adapter = { requestDevice(...args: unknown[]): Promise<unknown> };
+    const scope = globalThis as unknown as {
+      GPUAdapter?: { prototype: Adapter };
+      testDevices: unknown[];
+    };
+    scope.testDevices = [];
+    const prototype = scope.GPUAdapter?.prototype;
+    if (prototype === undefined) return;
+    const requestDevice = prototype.requestDevice;
+    prototype.requestDevice = async function (this: Adapter, ...args: unknown[]) {
+      const device = await requestDevice.apply(this, args);
+      scope.testDevices.push(device);
+      return device;
+    };
+  });
+  await other.goto(inject('baseUrl'));
+  const unavailable = await other.evaluate(async () => {
+    const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+    if (gpu === undefined) return 'this Chromium offers no WebGPU (navigator.gpu is undefined)';
+    return (await gpu.requestAdapter()) === null ? 'WebGPU offers no adapter' : undefined;
+  });
+  if (unavailable !== undefined) {
+    await other.close();
+    return { unavailable };
+  }
+  return { page: other, problems: otherProblems };
+}
+
+/** Runs `action` on the last WebGPU device the page requested (the backend's). */
+function onPageDevice(other: Page, action: 'invalid-buffer' | 'destroy'): Promise<void> {
+  return other.evaluate((what) => {
+    const devices = (globalThis as unknown as { testDevices: TestDevice[] }).testDevices;
+    const device = devices[devices.length - 1]!;
+    // MAP_READ (1) may only go with COPY_DST: with STORAGE (0x80) it is a validation error.
+    if (what === 'invalid-buffer') device.createBuffer({ size: 16, usage: 0x0001 | 0x0080 });
+    else device.destroy();
+  }, action);
+}
+
+describe('the demo page, a failing WebGPU device', () => {
+  it('stops a run on a validation error and says so, instead of finishing on garbage', async (context) => {
+    const opened = await openWithDevices();
+    if ('unavailable' in opened) return context.skip(opened.unavailable);
+    const { page: other } = opened;
+    await other.goto(`${inject('baseUrl')}?preset=smoke&backend=webgpu&autostart=1`);
+    await other.waitForFunction(() => document.body.dataset.state === 'training', null, {
+      timeout: 120_000,
+    });
+    expect(await other.locator('[data-testid=backend]').textContent()).toBe('webgpu');
+    await onPageDevice(other, 'invalid-buffer');
+    await other.waitForFunction(
+      () => ['done', 'error'].includes(document.body.dataset.state ?? ''),
+      null,
+      { timeout: 240_000, polling: 250 },
+    );
+    expect(await other.evaluate(() => document.body.dataset.state)).toBe('error');
+    expect(await other.locator('[data-testid=error]').textContent()).toContain(
+      'The GPU rejected a command (WebGPU GPUValidationError',
+    );
+    // The run ended there: no results, and the per-step line no longer promises an end time.
+    expect(await other.evaluate(() => document.body.dataset.trainSteps)).toBeUndefined();
+    expect(await other.locator('[data-testid=split-low]').textContent()).toBe('–');
+    expect(await other.locator('#progress-text').textContent()).not.toContain('ends in');
+    await other.close();
+  });
+
+  it('says so when the device is lost while the page waits', async (context) => {
+    const opened = await openWithDevices();
+    if ('unavailable' in opened) return context.skip(opened.unavailable);
+    const { page: other } = opened;
+    await other.goto(`${inject('baseUrl')}?backend=webgpu`);
+    await other.waitForFunction(() => document.body.dataset.state === 'ready', null, {
+      timeout: 120_000,
+    });
+    await onPageDevice(other, 'destroy');
+    await other.waitForFunction(() => document.body.dataset.state === 'error');
+    expect(await other.locator('[data-testid=error]').textContent()).toContain(
+      'The GPU device was lost (destroyed',
+    );
     await other.close();
   });
 });
