@@ -230,8 +230,8 @@ export function shippedFontFiles(): string[] {
 }
 
 /**
- * Unquoted: resvg 2.6 drops a font list with quoted names. `sans-serif` is a last resort for
- * glyphs the shipped font lacks, from the system fonts.
+ * Unquoted: resvg 2.6 drops a font list with quoted names. `sans-serif` is for other SVG
+ * renderers (a browser showing the SVG of {@link renderVegaLiteToSvg}) that lack Roboto.
  */
 const CHART_FONTS = `${FIGURE_FONT_FAMILY}, sans-serif`;
 
