@@ -67,7 +67,7 @@ export {
 /** @group Masks */
 export { type DisposableRule, oversightRule, sampleOversight } from './core/masks/partial.js';
 /** @group Masks */
-export { type Region, regionMask } from './core/masks/regions.js';
+export { type Region, regionMask, sliceRegions } from './core/masks/regions.js';
 /** @group Masks */
 export {
   type LabelRule,

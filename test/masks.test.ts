@@ -102,6 +102,20 @@ describe('label routes (host)', () => {
     ]);
   });
 
+  it("'full' reaches classes above every routed label once numClasses covers them", () => {
+    const routes = [{ labels: [0], region: [0, 2] as const }];
+    // numClasses defaults to the largest routed label + 1 = 1, so label 3 is out of range...
+    expect(() => labelMaskValues([0, 3], 4, routes, { unrouted: 'full' })).toThrow(
+      /example 1 has label 3, but labels must be integers in \[0, 1\); .*numClasses: 4/,
+    );
+    // ...and with the real class count it follows the policy.
+    const full = labelMaskValues([0, 3], 4, routes, { unrouted: 'full', numClasses: 4 });
+    expect(rows(full, 4)).toEqual([
+      [1, 1, 0, 0],
+      [1, 1, 1, 1],
+    ]);
+  });
+
   it('one block of dims per class', () => {
     expect(classBlockRoutes(3, 2)).toEqual([
       { labels: [0], region: [0, 2] },
@@ -129,7 +143,17 @@ describe('label routes (host)', () => {
     [
       'a label at numClasses',
       () => labelMaskValues([3], 4, halves, { unrouted: 'full' }),
-      /example 0 has label 3.*\[0, 3\).*larger numClasses/,
+      /example 0 has label 3.*\[0, 3\).*numClasses: 4 .*follow unrouted: 'full'.*largest routed label \+ 1/,
+    ],
+    [
+      'a label at numClasses under the default policy',
+      () => labelMaskValues([5], 4, halves),
+      /example 0 has label 5.*\[0, 3\).*numClasses: 6 .*unrouted: 'full' or 'none'/,
+    ],
+    [
+      'a non-integer label at or above numClasses',
+      () => labelMaskValues([3.5], 4, halves, { unrouted: 'full' }),
+      /example 0 has label 3\.5.*\[0, 3\); fix the label or pass a larger numClasses\.$/,
     ],
     ['a negative label', () => labelMaskValues([-1], 4, halves), /label -1.*integers in \[0, 3\)/],
     [
@@ -499,6 +523,25 @@ describe.each(TEST_BACKENDS)('mask tensors on %s', (backend) => {
     } finally {
       setMaskValidation(previous);
     }
+  });
+
+  it("a label rule's unrouted policy reaches labels above every route once numClasses covers them", async () => {
+    await expectNoLeak(() => {
+      const routes = [{ labels: [0], region: [0, 2] as const }];
+      const inferred = labelRule(4, routes, { unrouted: 'full' });
+      expect(() => inferred.masksFor([0, 3])).toThrow(
+        /label 3, but labels must be integers in \[0, 1\); .*numClasses: 4 .*follow unrouted: 'full'/,
+      );
+      inferred.dispose();
+      const counted = labelRule(4, routes, { unrouted: 'full', numClasses: 4 });
+      const masks = counted.masksFor([0, 3]);
+      expect(masks.arraySync()).toEqual([
+        [1, 1, 0, 0],
+        [1, 1, 1, 1],
+      ]);
+      masks.dispose();
+      counted.dispose();
+    });
   });
 
   it('a label rule names the missing labels field', async () => {

@@ -12,12 +12,13 @@ import {
   type Region,
   regionMask,
   regionMaskValues,
-  sliceRegions,
   validateRegions,
 } from '../src/core/masks/regions.js';
 import { labelRule } from '../src/core/masks/table.js';
 import { Autoencoder } from '../src/core/models/autoencoder.js';
 import { forwardContext } from '../src/core/routing/points.js';
+// From the public entry: docs/troubleshooting.md tells users to import it from there.
+import { sliceRegions } from '../src/index.js';
 import { expectNoLeak } from './helpers/backends.js';
 
 beforeAll(async () => {

@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { PNG } from 'pngjs';
 import * as vl from 'vega-lite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -14,8 +14,11 @@ import { toReportJson } from '../src/experiments/reports/json.js';
 import { formatSeriesTable, formatTable, seriesTable } from '../src/experiments/reports/table.js';
 import {
   encodePng,
+  FIGURE_FONT_FAMILY,
   loadOptional,
+  loadOptionalPackages,
   renderVegaLiteToSvg,
+  shippedFontFiles,
   svgToPng,
   writeChartPng,
   writeFileAtomic,
@@ -27,6 +30,19 @@ const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 function decodePng(bytes: Uint8Array): PNG {
   return PNG.sync.read(Buffer.from(bytes));
+}
+
+/** Pixels darker than mid-gray (text; bars are coloured, grid lines light) in rows [top, bottom). */
+function darkPixels(png: PNG, rows: { top: number; bottom: number }): number {
+  let dark = 0;
+  for (let y = rows.top; y < rows.bottom; y++) {
+    for (let x = 0; x < png.width; x++) {
+      const i = (y * png.width + x) * 4;
+      const [r, g, b] = [png.data[i]!, png.data[i + 1]!, png.data[i + 2]!];
+      if (Math.max(r, g, b) < 100) dark++;
+    }
+  }
+  return dark;
 }
 
 /** Collects vega-lite's warnings, so that a spec that is silently wrong fails the test. */
@@ -430,6 +446,55 @@ describe('svgToPng', () => {
   it('rejects a scale it cannot use', async () => {
     await expect(svgToPng('<svg/>', { scale: 0 })).rejects.toThrow(/scale 0/);
   });
+
+  it('sets text in the shipped font with system fonts off', async () => {
+    expect(shippedFontFiles().map((file) => basename(file))).toEqual([
+      'Roboto-Regular.ttf',
+      'Roboto-Bold.ttf',
+    ]);
+    // Generic and unknown families both fall back to the shipped font.
+    for (const family of ['sans-serif', 'No Such Font', FIGURE_FONT_FAMILY]) {
+      const svg =
+        '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="30">' +
+        `<text x="4" y="22" font-family="${family}" font-size="18">MAE 0.12</text></svg>`;
+      const png = decodePng(await svgToPng(svg, { scale: 1, loadSystemFonts: false }));
+      expect(darkPixels(png, { top: 0, bottom: 30 })).toBeGreaterThan(50);
+    }
+  });
+});
+
+describe('charts without system fonts', () => {
+  const spec = (titleColor: string): VegaLiteSpec => ({
+    ...groupedBarChartSpec({
+      series: { decoder: [0.1, 0.2], certificate: [0.3, 0.25] },
+      title: 'MAE by digit',
+    }),
+    // Same layout either way: only the title's colour changes.
+    config: { title: { color: titleColor } },
+  });
+
+  it("draws the title's pixels, and axis text, with system fonts off", async () => {
+    const render = async (titleColor: string) =>
+      decodePng(
+        await svgToPng(await renderVegaLiteToSvg(spec(titleColor)), {
+          scale: 1,
+          loadSystemFonts: false,
+        }),
+      );
+    const shown = await render('black');
+    const hidden = await render('white');
+    expect([shown.width, shown.height]).toEqual([hidden.width, hidden.height]);
+    // The renders differ exactly where the title's glyphs are: in the band above the plot.
+    const titleRows = new Set<number>();
+    for (let i = 0; i < shown.data.length; i += 4) {
+      if (shown.data[i] !== hidden.data[i]) titleRows.add(Math.floor(i / 4 / shown.width));
+    }
+    expect(titleRows.size).toBeGreaterThan(8);
+    expect(Math.max(...titleRows)).toBeLessThan(25);
+    expect(darkPixels(shown, { top: 0, bottom: 25 })).toBeGreaterThan(60);
+    // Axis labels and titles below it, in both renders.
+    expect(darkPixels(hidden, { top: 25, bottom: hidden.height })).toBeGreaterThan(200);
+  });
 });
 
 describe('file output', () => {
@@ -533,6 +598,23 @@ describe('loadOptional', () => {
     ).rejects.toThrow(
       `gradient-routing: testing needs the optional package '${name}', which is not installed; run \`npm install ${name}\`.`,
     );
+  });
+
+  it('names every missing package of a set in one error, and only those', async () => {
+    const missing = ['gradient-routing-missing-a', 'gradient-routing-missing-b'];
+    await expect(
+      loadOptionalPackages('testing', [
+        { name: missing[0]!, load: () => import(/* @vite-ignore */ missing[0]!) },
+        { name: 'pngjs', load: () => import('pngjs') },
+        { name: missing[1]!, load: () => import(/* @vite-ignore */ missing[1]!) },
+      ]),
+    ).rejects.toThrow(
+      `gradient-routing: testing needs the optional packages '${missing[0]}' and '${missing[1]}', which are not installed; run \`npm install ${missing.join(' ')}\`.`,
+    );
+    const [png] = await loadOptionalPackages('testing', [
+      { name: 'pngjs', load: () => import('pngjs') },
+    ]);
+    expect(png).toHaveProperty('PNG');
   });
 
   it('passes other failures through unchanged', async () => {

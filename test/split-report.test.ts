@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   runSplitExperiment,
@@ -17,7 +18,11 @@ import { writeSplitReport } from '../src/node/split-report.js';
 import { useBackend } from './helpers/backends.js';
 import { columnBlockImages } from './helpers/random.js';
 
-const rendered = vi.hoisted(() => ({ charts: new Map<string, unknown>(), svgs: [] as string[] }));
+const rendered = vi.hoisted(() => ({
+  charts: new Map<string, unknown>(),
+  svgs: [] as string[],
+  pngs: [] as Promise<Uint8Array>[],
+}));
 
 vi.mock('../src/node/render.js', async (importOriginal) => {
   const original = await importOriginal<typeof import('../src/node/render.js')>();
@@ -31,9 +36,13 @@ vi.mock('../src/node/render.js', async (importOriginal) => {
         options as Parameters<typeof original.writeChartPng>[2],
       );
     },
+    // The grid is rasterised without system fonts, as on a server or in a container: its text
+    // must come from the font the package ships.
     svgToPng: (svg: string, options?: Parameters<typeof original.svgToPng>[1]) => {
       rendered.svgs.push(svg);
-      return original.svgToPng(svg, options);
+      const png = original.svgToPng(svg, { ...options, loadSystemFonts: false });
+      rendered.pngs.push(png);
+      return png;
     },
   };
 });
@@ -66,6 +75,7 @@ afterAll(() => {
 async function report(preset: string) {
   rendered.charts.clear();
   rendered.svgs.length = 0;
+  rendered.pngs.length = 0;
   const summary = summarizeSplitExperiment(result, { preset, backend: 'cpu', wallSeconds: 1 });
   const before = tf.memory().numTensors;
   const { failed } = await writeSplitReport(path.join(scratch, preset), result, summary, test);
@@ -77,6 +87,7 @@ async function report(preset: string) {
     perDigit: rendered.charts.get('per-digit-mae.png') as VegaLiteSpec,
     titles: [title('per-digit-mae.png'), title('loss.png')],
     grid: rendered.svgs[0]!,
+    gridPng: PNG.sync.read(Buffer.from(await rendered.pngs[0]!)),
   };
 }
 
@@ -109,6 +120,23 @@ describe('the split report figures', () => {
     labels.forEach((m, row) => {
       expect(Number(m[1])).toBeCloseTo(24 + 2 + row * pitch + pitch / 2, 6);
     });
+  });
+
+  it("show the grid's title and every row label with system fonts off", async () => {
+    const { gridPng } = await report('quick');
+    // Dark pixels left of the images (x < 150), in a band of rows.
+    const darkInLabelColumn = (top: number, bottom: number) => {
+      let dark = 0;
+      for (let y = top; y < bottom; y++) {
+        for (let x = 0; x < 150; x++) if (gridPng.data[(y * gridPng.width + x) * 4]! < 100) dark++;
+      }
+      return dark;
+    };
+    expect(darkInLabelColumn(0, 24)).toBeGreaterThan(100);
+    // Each row's label in its own 14 px band (see the previous test's layout).
+    for (let row = 0; row < 5; row++) {
+      expect(darkInLabelColumn(26 + row * 14, 26 + (row + 1) * 14)).toBeGreaterThan(20);
+    }
   });
 
   it('name every half decoder in the bar chart legend, which is never cut', async () => {

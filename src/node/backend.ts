@@ -30,25 +30,48 @@ export function installedWasmDirectory(): string {
   return `${path.dirname(entry)}${path.sep}`;
 }
 
-function installed(name: string): boolean {
+/** The entry file of package `name`, or undefined when it is not installed. */
+function resolvedEntry(name: string, resolve: (name: string) => string): string | undefined {
   try {
-    require.resolve(name);
-    return true;
+    return resolve(name);
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-const tensorflowLoader: BackendLoader = {
-  name: 'tensorflow',
-  installHint:
-    'npm install @tensorflow/tfjs-node; its install script downloads libtensorflow, so it needs network access at install time',
-  load: async () => {
-    if (!installed('@tensorflow/tfjs-node')) return false;
-    await import(/* @vite-ignore */ pathToFileURL(require.resolve('@tensorflow/tfjs-node')).href);
-    return true;
-  },
-};
+function installed(name: string): boolean {
+  return resolvedEntry(name, (module) => require.resolve(module)) !== undefined;
+}
+
+/**
+ * The builds of tfjs-node, in the order tried: the CUDA build first, as it is the faster where
+ * it is installed (Linux with an NVIDIA GPU). Both register the backend `tensorflow`.
+ */
+export const TENSORFLOW_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
+
+/**
+ * @internal The loader of the `tensorflow` backend: imports the first of
+ * {@link TENSORFLOW_PACKAGES} that `resolve` finds (tests pass their own resolver, as
+ * tfjs-node-gpu cannot be installed everywhere).
+ */
+export function tensorflowLoader(
+  resolve: (name: string) => string = (name) => require.resolve(name),
+): BackendLoader {
+  return {
+    name: 'tensorflow',
+    installHint:
+      'npm install @tensorflow/tfjs-node, or @tensorflow/tfjs-node-gpu for CUDA on Linux; their install scripts download libtensorflow, so they need network access at install time',
+    load: async () => {
+      for (const name of TENSORFLOW_PACKAGES) {
+        const entry = resolvedEntry(name, resolve);
+        if (entry === undefined) continue;
+        await import(/* @vite-ignore */ pathToFileURL(entry).href);
+        return true;
+      }
+      return false;
+    },
+  };
+}
 
 const webgpuLoader: BackendLoader = {
   name: 'webgpu',
@@ -81,7 +104,7 @@ const wasmLoader: BackendLoader = {
 /** In the order automatic selection tries them. */
 const nodeLoaders: readonly BackendLoader[] = [
   webgpuLoader,
-  tensorflowLoader,
+  tensorflowLoader(),
   wasmLoader,
   ...portableLoaders.filter((loader) => loader.name === 'cpu'),
 ];
@@ -90,7 +113,8 @@ const nodeLoaders: readonly BackendLoader[] = [
  * Picks and activates a TensorFlow.js backend in Node, the fastest that loads:
  * 1. `webgpu` on a real GPU (Vulkan, Metal or D3D12), when the optional `webgpu` and
  *    `@tensorflow/tfjs-backend-webgpu` packages are installed;
- * 2. `tensorflow` (tfjs-node) when it is installed;
+ * 2. `tensorflow` when `@tensorflow/tfjs-node-gpu` (CUDA) or `@tensorflow/tfjs-node` is
+ *    installed, the GPU build first;
  * 3. `wasm` on every core (`threads` picks another number, `1` turns threads off), its .wasm
  *    files read from the installed package, with the fast training kernels;
  * 4. `cpu`.

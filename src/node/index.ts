@@ -23,8 +23,10 @@ export {
 } from './mnist.js';
 export {
   encodePng,
+  FIGURE_FONT_FAMILY,
   renderVegaLiteToSvg,
   type SvgToPngOptions,
+  shippedFontFiles,
   svgToPng,
   writeChartPng,
   writeFileAtomic,

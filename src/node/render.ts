@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GradientRoutingError } from '../core/errors.js';
 import type { VegaLiteSpec } from '../experiments/reports/charts.js';
@@ -21,6 +22,54 @@ function isModuleNotFound(error: unknown, name: string): boolean {
   return notFound && error.message.includes(name);
 }
 
+/** An optional package and a literal `import()` of it (so bundlers and TypeScript see it). */
+export interface OptionalPackage<T> {
+  readonly name: string;
+  readonly load: () => Promise<T>;
+}
+
+function quotedList(names: readonly string[]): string {
+  const quoted = names.map((name) => `'${name}'`);
+  return quoted.length < 2
+    ? quoted.join('')
+    : `${quoted.slice(0, -1).join(', ')} and ${quoted.at(-1)}`;
+}
+
+/**
+ * @internal Loads several optional packages at once. When some are not installed, one error
+ * names all of them, so a user installs them in one go instead of one per attempt.
+ */
+export async function loadOptionalPackages<T extends readonly unknown[]>(
+  purpose: string,
+  packages: { readonly [K in keyof T]: OptionalPackage<T[K]> },
+): Promise<T> {
+  const list = packages as readonly OptionalPackage<unknown>[];
+  const settled = await Promise.allSettled(list.map((module) => module.load()));
+  const missing: string[] = [];
+  const causes: unknown[] = [];
+  settled.forEach((outcome, i) => {
+    if (outcome.status === 'fulfilled') return;
+    if (!isModuleNotFound(outcome.reason, list[i]!.name)) throw outcome.reason;
+    missing.push(list[i]!.name);
+    causes.push(outcome.reason);
+  });
+  if (missing.length > 0) {
+    const which =
+      missing.length === 1
+        ? `the optional package ${quotedList(missing)}, which is not installed`
+        : `the optional packages ${quotedList(missing)}, which are not installed`;
+    throw new GradientRoutingError(
+      `gradient-routing: ${purpose} needs ${which}; run \`npm install ${missing.join(' ')}\`.`,
+      'invalid-data',
+      undefined,
+      { cause: causes.length === 1 ? causes[0] : new AggregateError(causes) },
+    );
+  }
+  return settled.map(
+    (outcome) => (outcome as PromiseFulfilledResult<unknown>).value,
+  ) as unknown as T;
+}
+
 /**
  * @internal Awaits `load` (a literal `import()`, so bundlers and TypeScript see the package)
  * and turns "not installed" into an error that names the package to install.
@@ -30,19 +79,8 @@ export async function loadOptional<T>(
   purpose: string,
   load: () => Promise<T>,
 ): Promise<T> {
-  try {
-    return await load();
-  } catch (error) {
-    if (isModuleNotFound(error, name)) {
-      throw new GradientRoutingError(
-        `gradient-routing: ${purpose} needs the optional package '${name}', which is not installed; run \`npm install ${name}\`.`,
-        'invalid-data',
-        undefined,
-        { cause: error },
-      );
-    }
-    throw error;
-  }
+  const [module] = await loadOptionalPackages<[T]>(purpose, [{ name, load }]);
+  return module;
 }
 
 // CommonJS packages imported from ESM (or through a bundler's interop) may put their exports
@@ -51,6 +89,11 @@ function interop<T extends object>(module: T & { default?: unknown }): T {
   const inner = module.default;
   return inner !== null && typeof inner === 'object' ? { ...(inner as T), ...module } : module;
 }
+
+// The chart packages, each with a literal import() that bundlers and TypeScript can follow.
+const VEGA_LITE = { name: 'vega-lite', load: () => import('vega-lite') };
+const VEGA = { name: 'vega', load: () => import('vega') };
+const RESVG = { name: '@resvg/resvg-js', load: () => import('@resvg/resvg-js') };
 
 async function loadPngjs() {
   const module = await loadOptional('pngjs', 'writing PNG files', () => import('pngjs'));
@@ -162,13 +205,35 @@ export async function writePng(path: string, image: PixelBuffer): Promise<void> 
 }
 
 /**
- * Fonts tried in order for chart text. resvg maps the generic `sans-serif` to Arial and, when
- * that is missing (as on most Linux machines), falls back to the first font it finds, often
- * a serif; naming common sans fonts keeps charts alike across machines. Unquoted: resvg
- * 2.6 drops a font list with quoted names.
+ * The family of the font shipped in the package's `fonts/` folder (Roboto, SIL OFL 1.1). Charts
+ * and the reconstruction grid ask for it, and {@link svgToPng} always loads it, so figures keep
+ * their text on machines without system fonts and look alike everywhere.
  */
-const CHART_FONTS =
-  'Helvetica Neue, Helvetica, Arial, Liberation Sans, DejaVu Sans, Noto Sans, Roboto, sans-serif';
+export const FIGURE_FONT_FAMILY = 'Roboto';
+
+/** The shipped font's files, found through the package's own exports (see package.json). */
+const SHIPPED_FONTS = ['Roboto-Regular.ttf', 'Roboto-Bold.ttf'] as const;
+
+/**
+ * Paths of the fonts shipped with the package. Resolved as `gradient-routing/fonts/…` from this
+ * module, which finds the package root from src/ (tests, tsx) and dist/ (installed) alike.
+ * Empty where the package's files are not beside the code (bundled into one file): resvg
+ * then uses the system fonts and `fontFiles`.
+ */
+export function shippedFontFiles(): string[] {
+  const require = createRequire(import.meta.url);
+  try {
+    return SHIPPED_FONTS.map((file) => require.resolve(`gradient-routing/fonts/${file}`));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Unquoted: resvg 2.6 drops a font list with quoted names. `sans-serif` is for other SVG
+ * renderers (a browser showing the SVG of {@link renderVegaLiteToSvg}) that lack Roboto.
+ */
+const CHART_FONTS = `${FIGURE_FONT_FAMILY}, sans-serif`;
 
 function withDefaultFont(spec: VegaLiteSpec): VegaLiteSpec {
   const config = spec.config;
@@ -189,15 +254,18 @@ function refuseLoading(what: string): Promise<never> {
  * Renders a Vega-Lite spec to SVG text in Node: compiled with vega-lite, drawn by a headless
  * Vega view. Needs the optional packages `vega` and `vega-lite`; uses no canvas and loads
  * nothing from the network or disk, so the data must be inline. When the spec sets no font,
- * a list of common sans fonts is used.
+ * text is set in the shipped {@link FIGURE_FONT_FAMILY}.
  *
  * @param spec - E.g. from `groupedBarChartSpec` or `lineChartSpec`.
  * @returns The SVG document.
  */
 export async function renderVegaLiteToSvg(spec: VegaLiteSpec): Promise<string> {
-  const purpose = 'rendering charts';
-  const vegaLite = interop(await loadOptional('vega-lite', purpose, () => import('vega-lite')));
-  const vega = interop(await loadOptional('vega', purpose, () => import('vega')));
+  const [vegaModule, vegaLiteModule] = await loadOptionalPackages('rendering charts', [
+    VEGA,
+    VEGA_LITE,
+  ]);
+  const vegaLite = interop(vegaLiteModule);
+  const vega = interop(vegaModule);
   type TopLevelSpec = Parameters<typeof vegaLite.compile>[0];
   let compiled: ReturnType<typeof vegaLite.compile>;
   try {
@@ -239,15 +307,21 @@ export interface SvgToPngOptions {
   /** Background behind transparent parts, any CSS colour. Default `'white'`. */
   readonly background?: string;
   /**
-   * Font files to load in addition to (or, with `loadSystemFonts: false`, instead of) the
-   * system fonts. Give one where the machine has no fonts, or text will be missing.
+   * Font files to load in addition to the shipped Roboto ({@link FIGURE_FONT_FAMILY}) and the
+   * system fonts, e.g. for scripts Roboto lacks.
    */
   readonly fontFiles?: readonly string[];
   /** Directories of font files to load, as `fontFiles`. */
   readonly fontDirs?: readonly string[];
-  /** Whether to load the system's fonts. Default true. */
+  /**
+   * Whether to load the system's fonts too. Default true. With `false` (faster, and the same
+   * picture on every machine) text is set in the shipped Roboto and `fontFiles`.
+   */
   readonly loadSystemFonts?: boolean;
-  /** Family for text whose fonts are all missing. Default: resvg's first font found. */
+  /**
+   * Family for text whose fonts are all missing, and for the generic `sans-serif`. Default:
+   * the shipped {@link FIGURE_FONT_FAMILY}.
+   */
   readonly defaultFontFamily?: string;
 }
 
@@ -265,22 +339,20 @@ export async function svgToPng(svg: string, options: SvgToPngOptions = {}): Prom
       `gradient-routing: svgToPng got scale ${scale}; pass a number above 0 and at most 16, e.g. 2.`,
     );
   }
-  const resvg = interop(
-    await loadOptional(
-      '@resvg/resvg-js',
-      'rendering charts to PNG',
-      () => import('@resvg/resvg-js'),
-    ),
-  );
+  const [resvgModule] = await loadOptionalPackages('rendering charts to PNG', [RESVG]);
+  const resvg = interop(resvgModule);
+  const shipped = shippedFontFiles();
+  // Without the shipped font, leave the families to resvg (its first font found).
+  const family = options.defaultFontFamily ?? (shipped.length > 0 ? FIGURE_FONT_FAMILY : undefined);
   const renderer = new resvg.Resvg(svg, {
     fitTo: { mode: 'zoom', value: scale },
     background: options.background ?? 'white',
     logLevel: 'off',
     font: {
       loadSystemFonts: options.loadSystemFonts ?? true,
-      ...(options.fontFiles ? { fontFiles: [...options.fontFiles] } : {}),
+      fontFiles: [...shipped, ...(options.fontFiles ?? [])],
       ...(options.fontDirs ? { fontDirs: [...options.fontDirs] } : {}),
-      ...(options.defaultFontFamily ? { defaultFontFamily: options.defaultFontFamily } : {}),
+      ...(family === undefined ? {} : { defaultFontFamily: family, sansSerifFamily: family }),
     },
   });
   const bytes = renderer.render().asPng();
@@ -300,6 +372,8 @@ export async function writeChartPng(
   spec: VegaLiteSpec,
   options: SvgToPngOptions = {},
 ): Promise<void> {
+  // All three up front, so that one error names every missing package.
+  await loadOptionalPackages('writing chart PNGs', [VEGA, VEGA_LITE, RESVG]);
   const svg = await renderVegaLiteToSvg(spec);
   await writeFileAtomic(path, await svgToPng(svg, options));
 }

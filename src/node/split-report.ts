@@ -13,7 +13,14 @@ import {
 } from '../experiments/reports/split-summary.js';
 import type { SplitExperimentResult } from '../experiments/split.js';
 import { partitionRegions } from '../experiments/split.js';
-import { encodePng, svgToPng, writeChartPng, writeFileAtomic, writeJson } from './render.js';
+import {
+  encodePng,
+  FIGURE_FONT_FAMILY,
+  svgToPng,
+  writeChartPng,
+  writeFileAtomic,
+  writeJson,
+} from './render.js';
 
 /** The files {@link writeSplitReport} writes, by role. */
 export interface SplitReportFiles {
@@ -201,11 +208,11 @@ async function labelledGridPng(
   const escapeXml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const texts = rowLabels.map(
     (label, row) =>
-      `<text x="${labelWidth - 8}" y="${titleHeight + padding + row * pitch + pitch / 2}" text-anchor="end" dominant-baseline="middle" font-family="sans-serif" font-size="12">${escapeXml(label)}</text>`,
+      `<text x="${labelWidth - 8}" y="${titleHeight + padding + row * pitch + pitch / 2}" text-anchor="end" dominant-baseline="middle" font-family="${FIGURE_FONT_FAMILY}" font-size="12">${escapeXml(label)}</text>`,
   );
   const svg =
     `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="${width}" height="${height}">` +
-    `<text x="8" y="16" font-family="sans-serif" font-size="13" font-weight="bold">${escapeXml(title)}</text>` +
+    `<text x="8" y="16" font-family="${FIGURE_FONT_FAMILY}" font-size="13" font-weight="bold">${escapeXml(title)}</text>` +
     texts.join('') +
     `<image x="${labelWidth}" y="${titleHeight}" width="${grid.width}" height="${grid.height}" xlink:href="data:image/png;base64,${png}"/>` +
     '</svg>';

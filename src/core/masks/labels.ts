@@ -4,7 +4,8 @@ import { validateMaskValues } from './soft.js';
 
 /**
  * What happens to an example whose label is in no route: `'error'` throws naming the label,
- * `'full'` lets its gradient reach every dim, `'none'` blocks all of it.
+ * `'full'` lets its gradient reach every dim, `'none'` blocks all of it. A label is "in no route"
+ * only below `numClasses` (see {@link LabelRouteOptions.numClasses}); above it, it is an error.
  */
 export type UnroutedPolicy = 'error' | 'full' | 'none';
 
@@ -22,7 +23,9 @@ export interface LabelRouteOptions {
   unrouted?: UnroutedPolicy;
   /**
    * Labels are integers in `[0, numClasses)`; anything else is an error. Defaults to the largest
-   * routed label + 1, so pass it when some classes are deliberately left to the `unrouted` policy.
+   * routed label + 1, so `unrouted: 'full'` or `'none'` only reaches the labels below that: pass
+   * the real class count when some classes are deliberately left to the `unrouted` policy, e.g.
+   * `{ unrouted: 'full', numClasses: 10 }`.
    */
   numClasses?: number;
 }
@@ -171,6 +174,25 @@ function labelPosition(index: number, shape: readonly number[] | undefined): str
 }
 
 /**
+ * The fix for a label outside `[0, numClasses)`. A whole label at or above numClasses is most
+ * often a class left out of the routes on purpose: numClasses defaults to the largest routed
+ * label + 1, so the `unrouted` policy only reaches labels below it and the message says both.
+ */
+function outOfRangeFix(spec: RouteTableSpec, label: number): string {
+  if (!Number.isInteger(label) || label < spec.rowOfLabel.length) {
+    return 'fix the label or pass a larger numClasses.';
+  }
+  const policy =
+    spec.unrouted === 'error'
+      ? "with unrouted: 'full' or 'none' to say what the examples of classes in no route may update"
+      : `so that labels in no route follow unrouted: '${spec.unrouted}'`;
+  return (
+    `fix the label, or pass numClasses: ${label + 1} (or the real class count) ${policy}; ` +
+    'numClasses defaults to the largest routed label + 1.'
+  );
+}
+
+/**
  * Maps host labels to table rows, validating each one. Pure: no tensors are created.
  * @param shape - The labels' shape, when they came from a tensor (names tokens in messages).
  * @throws {@link GradientRoutingError} (`invalid-label`, the label as `value`) on a non-integer
@@ -188,7 +210,7 @@ export function labelRows(
     if (!Number.isInteger(label) || label < 0 || label >= numClasses) {
       throw new GradientRoutingError(
         `gradient-routing: ${labelPosition(example, shape)} has label ${label}, but labels must be integers in ` +
-          `[0, ${numClasses}); fix the label or pass a larger numClasses.`,
+          `[0, ${numClasses}); ${outOfRangeFix(spec, label)}`,
         'invalid-label',
         label,
       );
