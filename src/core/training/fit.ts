@@ -135,9 +135,7 @@ export async function fit(
   // From here on, a WebGPU error is recorded and stops training at the next step's check.
   watchGpuErrors();
   const random = seededRandom(seed);
-  const remainder = count % batchSize;
-  const stepsPerEpoch =
-    Math.ceil(count / batchSize) - (remainder > 0 && remainder < minBatch ? 1 : 0);
+  const stepsPerEpoch = countStepsPerEpoch(count, batchSize, minBatch);
   if (stepsPerEpoch < 1) {
     throw new GradientRoutingError(
       `${count} training examples make no batch of at least ${minBatch}; give more examples.`,
@@ -189,6 +187,15 @@ export async function fit(
     }
   }
   return { losses, steps: totalSteps };
+}
+
+/**
+ * The steps {@link fit} makes per epoch over `count` examples: one per batch, less a final batch
+ * smaller than `minBatch` (default 2), which it skips.
+ */
+export function countStepsPerEpoch(count: number, batchSize: number, minBatch = 2): number {
+  const remainder = count % batchSize;
+  return Math.ceil(count / batchSize) - (remainder > 0 && remainder < minBatch ? 1 : 0);
 }
 
 /**
