@@ -175,6 +175,7 @@ export {
 } from './core/routing/route.js';
 /** @group Training */
 export {
+  countStepsPerEpoch,
   type FitOptions,
   type FitProgress,
   type FitResult,

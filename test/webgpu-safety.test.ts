@@ -44,7 +44,7 @@ if (unavailable !== null) console.warn(`WebGPU safety tests skipped: ${unavailab
 class EnoughSteps extends Error {}
 
 const STEPS = 3;
-/** The paper's batch is 2048; a step of it takes about 40 s on llvmpipe, so the test uses 64. */
+/** The paper's batch is 2048; the test uses 64, as steps on a software adapter are slow. */
 const BATCH = 64;
 
 /** The paper preset's model, objective and optimizer on MNIST's whole training set, a few steps. */

@@ -105,7 +105,7 @@ function mebibytes(bytes: number): string {
 }
 
 function failureError(failure: GpuFailure, device: WebGpuDeviceLike): GradientRoutingError {
-  const firstLine = failure.message.split('\n')[0]!.trim();
+  const firstLine = failure.message.split('\n')[0]!.trim().replace(/\.$/, '');
   const { maxStorageBufferBindingSize, maxBufferSize } = device.limits;
   const limits =
     `this device binds at most ${mebibytes(maxStorageBufferBindingSize)} per storage buffer ` +
