@@ -88,8 +88,10 @@ export interface TrainingData {
  * Trains `variables` to minimise `loss` over minibatches, shuffled each epoch from one seed.
  * Batches are gathered on the device; the loss is read only every `lossEvery` steps (and is then
  * checked for divergence). On WebGPU, a validation or out-of-memory error of the device stops
- * training at the step it happened in (see `checkGpuErrors`). Works for any model: the loss function runs the model, usually with a
- * routing plan through `forwardContext`.
+ * training at the first check after it is reported (see `checkGpuErrors`): in Node, the step it
+ * happened in; in a browser, which reports it asynchronously, by the next loss read. Works for
+ * any model: the loss function runs the model, usually with a routing plan through
+ * `forwardContext`.
  *
  * @param loss - The loss of a batch, a scalar; called inside the optimiser's tape.
  * @throws {@link GradientRoutingError} on bad options or data shapes (before training), and with
