@@ -13,15 +13,18 @@ import {
 } from 'gradient-routing';
 import {
   formatSplitTable,
+  proposePaperPreset,
   runSplitExperiment,
   type SplitExperimentConfig,
   type SplitPresetName,
   splitPresets,
   summarizeSplitExperiment,
+  timeSplitSteps,
 } from 'gradient-routing/experiments';
 import {
   type BackendChoice,
   loadMnist,
+  nodeWebGpuAdapter,
   prepareOutputDirectory,
   prepareSplitReport,
   releaseNodeWebGpu,
@@ -224,6 +227,14 @@ async function main() {
     `mnist-split: preset ${options.preset}, backend ${backendLabel}, ${config.objective.routed ? 'routed' : 'NOT routed (control)'}, ` +
       `hidden [${config.model.hidden}], ${config.fit.epochs} epochs of batch ${config.fit.batchSize}, lr ${config.optimizer.learningRate}`,
   );
+  // A GPU by default: on a real GPU, propose the paper preset with its training time measured here.
+  const proposal = await proposePaperPreset({
+    adapter: backend === 'webgpu' ? nodeWebGpuAdapter() : null,
+    chosenPreset: options.preset,
+    trainCount: train.count,
+    measure: () => timeSplitSteps(splitPresets.paper, train),
+  });
+  if (proposal !== null) console.error(`mnist-split: ${proposal.message}`);
   if (options.preset === 'smoke') {
     console.error(
       'mnist-split: smoke checks the pipeline only; its numbers and figures mean nothing.',

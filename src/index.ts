@@ -25,6 +25,13 @@ export {
 } from './core/backend/select.js';
 /** @group Backends */
 export {
+  checkGpuErrors,
+  maxTensorBytes,
+  type WebGpuDeviceLike,
+  watchGpuErrors,
+} from './core/backend/webgpu/device.js';
+/** @group Backends */
+export {
   installWebGpuKernels,
   uninstallWebGpuKernels,
   webGpuKernelsInstalled,
@@ -35,6 +42,7 @@ export {
   type ImageDatasetOptions,
   imageDatasetFromIdx,
   type PixelRange,
+  toChunkedTensors,
 } from './core/data/dataset.js';
 /** @group Data */
 export {
@@ -44,6 +52,8 @@ export {
   type ParseIdxOptions,
   parseIdx,
 } from './core/data/idx.js';
+/** @group Data */
+export { ChunkedRows, type ChunkedRowsOptions, type Rows } from './core/data/rows.js';
 /** @group Errors */
 export { GradientRoutingError, type GradientRoutingErrorCode } from './core/errors.js';
 /** @group Layers and models */
@@ -165,6 +175,7 @@ export {
 } from './core/routing/route.js';
 /** @group Training */
 export {
+  countStepsPerEpoch,
   type FitOptions,
   type FitProgress,
   type FitResult,

@@ -13,6 +13,8 @@ export type GradientRoutingErrorCode =
   | 'invalid-data'
   /** A backend is missing or cannot start. */
   | 'backend'
+  /** The GPU rejected work (a WebGPU validation error), ran out of memory, or was lost. */
+  | 'gpu'
   /** Training diverged (NaN or exploding loss). */
   | 'diverged'
   /** An object was used after `dispose()`. */

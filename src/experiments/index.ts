@@ -33,6 +33,14 @@ export {
   validateEraConfig,
 } from './era.js';
 
+// A GPU by default: the paper preset proposed with its measured training time
+export {
+  formatDuration,
+  type PaperPresetProposal,
+  type PaperPresetProposalInput,
+  proposePaperPreset,
+} from './gpu-proposal.js';
+
 // Reports
 export {
   type ChartOptions,
@@ -80,5 +88,8 @@ export {
   type SplitExperimentConfig,
   type SplitExperimentResult,
   type SplitPresetName,
+  type StepTiming,
   splitPresets,
+  type TimeSplitStepsOptions,
+  timeSplitSteps,
 } from './split.js';

@@ -1,5 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { toTensors } from '../core/data/dataset.js';
+import { checkGpuErrors } from '../core/backend/webgpu/device.js';
+import { toChunkedTensors, toTensors } from '../core/data/dataset.js';
+import { assertInteger } from '../core/errors.js';
+import { trainStep } from '../core/training/fit.js';
 import {
   Autoencoder,
   type AutoencoderConfig,
@@ -146,21 +149,15 @@ export async function runSplitExperiment(
   config: SplitExperimentConfig,
   callbacks: SplitExperimentCallbacks = {},
 ): Promise<SplitExperimentResult> {
-  const regions = partitionRegions(config.partition, config.model.latentDim);
-  const routes: LabelRoute[] = config.partition.map((labels, g) => ({
-    labels,
-    region: regions[g]!,
-  }));
-  const numClasses = Math.max(...config.partition.flat()) + 1;
-  const { weights, routed } = config.objective;
-  if (weights.certificates === 0 && config.probe.epochs === 0) {
+  const { regions, numClasses } = splitShape(config);
+  if (config.objective.weights.certificates === 0 && config.probe.epochs === 0) {
     throw new GradientRoutingError(
       'with no certificate decoders (objective.weights.certificates 0) and no probes (probe.epochs 0) nothing would measure the split; enable one of them.',
     );
   }
   const train = limitDataset(data.train, config.trainLimit);
   const test = limitDataset(data.test, config.testLimit);
-  const objective = splitObjective({ routes, numClasses, routed, weights }, config.model.latentDim);
+  const { objective, model, optimizer } = buildSplitTraining(config, train.rows * train.cols);
   // Every label is checked once, before any training: a label in no group would silently stop
   // its examples from training the encoder.
   try {
@@ -168,17 +165,14 @@ export async function runSplitExperiment(
     await checkSplitLabels(objective.rule, test.labels, 'test');
   } catch (error) {
     objective.dispose();
+    model.dispose();
+    optimizer.dispose();
     throw error;
   }
-  const { x: trainX, y: trainY } = toTensors(train);
-  const { x: testX, y: testY } = toTensors(test);
-  const model = new Autoencoder({
-    ...config.model,
-    inputDim: train.rows * train.cols,
-    // Certificates read the stopped latent, so leaving them out changes nothing else in training.
-    certificates: weights.certificates === 0 ? [] : regions.map((region) => [region]),
-  });
-  const optimizer = torchAdam(config.optimizer);
+  // In chunks below the device's binding limit: MNIST's training set (188 MB) is above the
+  // 128 MiB that llvmpipe and many integrated GPUs bind.
+  const { x: trainX, y: trainY } = toChunkedTensors(train);
+  const { x: testX, y: testY } = toChunkedTensors(test);
   try {
     callbacks.onPhase?.('train');
     const started = performance.now();
@@ -238,7 +232,93 @@ export async function runSplitExperiment(
   } finally {
     optimizer.dispose();
     objective.dispose();
-    tf.dispose([trainX, trainY, testX, testY]);
+    tf.dispose([trainY, testY]);
+    trainX.dispose();
+    testX.dispose();
+  }
+}
+
+/** The latent block of each label group, and the number of classes the partition covers. */
+function splitShape(config: SplitExperimentConfig): { regions: Region[]; numClasses: number } {
+  return {
+    regions: partitionRegions(config.partition, config.model.latentDim),
+    numClasses: Math.max(...config.partition.flat()) + 1,
+  };
+}
+
+/** The objective, model and optimiser of one run of `config`; the caller disposes all three. */
+function buildSplitTraining(config: SplitExperimentConfig, inputDim: number) {
+  const { regions, numClasses } = splitShape(config);
+  const routes: LabelRoute[] = config.partition.map((labels, g) => ({
+    labels,
+    region: regions[g]!,
+  }));
+  const { weights, routed } = config.objective;
+  const objective = splitObjective({ routes, numClasses, routed, weights }, config.model.latentDim);
+  const model = new Autoencoder({
+    ...config.model,
+    inputDim,
+    // Certificates read the stopped latent, so leaving them out changes nothing else in training.
+    certificates: weights.certificates === 0 ? [] : regions.map((region) => [region]),
+  });
+  return { objective, model, optimizer: torchAdam(config.optimizer) };
+}
+
+/** What {@link timeSplitSteps} measured. */
+export interface StepTiming {
+  /** Steps timed (after the warm-up ones). */
+  steps: number;
+  /** Wall seconds they took together, up to the last one's loss being read back. */
+  seconds: number;
+}
+
+/** Options of {@link timeSplitSteps}. */
+export interface TimeSplitStepsOptions {
+  /** Untimed steps first, which compile the backend's kernels. Default 2. */
+  warmupSteps?: number;
+  /** Timed steps. Default 5. */
+  steps?: number;
+}
+
+/**
+ * Times training steps of `config`'s model, objective and optimiser on the active backend, on the
+ * first batch of `train` (uploaded once; the batch's data does not change a step's time). The
+ * loss is read back only after the last step, as training reads it only every few steps.
+ */
+export async function timeSplitSteps(
+  config: SplitExperimentConfig,
+  train: ImageDataset,
+  options: TimeSplitStepsOptions = {},
+): Promise<StepTiming> {
+  const warmupSteps = assertInteger(options.warmupSteps ?? 2, 'warmupSteps', 0);
+  const steps = assertInteger(options.steps ?? 5, 'steps');
+  const batch = limitDataset(train, Math.min(train.count, config.fit.batchSize));
+  const { objective, model, optimizer } = buildSplitTraining(config, train.rows * train.cols);
+  const { x, y } = toTensors(batch);
+  const step = () =>
+    trainStep(optimizer, () => objective.loss(model, x, y).total, model.trainableVariables);
+  try {
+    for (let i = 0; i < warmupSteps; i++) {
+      const loss = step();
+      await loss.data();
+      loss.dispose();
+    }
+    const started = performance.now();
+    let last: tf.Scalar | undefined;
+    for (let i = 0; i < steps; i++) {
+      last?.dispose();
+      last = step();
+    }
+    await last!.data();
+    last!.dispose();
+    const seconds = (performance.now() - started) / 1000;
+    checkGpuErrors();
+    return { steps, seconds };
+  } finally {
+    tf.dispose([x, y]);
+    model.dispose();
+    optimizer.dispose();
+    objective.dispose();
   }
 }
 

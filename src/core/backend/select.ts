@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
 import { describeAdapter, type GpuAdapterDescription, isSoftwareAdapter } from './adapter.js';
 import { installFastKernelsFor } from './fast-kernels.js';
+import { watchGpuErrors } from './webgpu/device.js';
 import { installWebGpuKernels } from './webgpu/install.js';
 
 /** A backend this library knows how to load; `'auto'` picks the fastest that loads. */
@@ -278,6 +279,8 @@ export async function selectFrom(
           // Training on stock wasm is ~15x slower: its transposed matrix products skip XNNPACK.
           installFastKernelsFor(loader.name);
           if (loader.name === 'webgpu') installWebGpuKernels();
+          // Its validation and out-of-memory errors stop training instead of being only printed.
+          if (loader.name === 'webgpu') watchGpuErrors();
           return loader.name;
         }
         reason = 'it is installed but failed to initialise';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
 import type { IdxData } from './idx.js';
+import { ChunkedRows, type ChunkedRowsOptions } from './rows.js';
 
 /** Pixel scaling: `[0, 1]` is `x / 255`; `[-1, 1]` is then `(x - 0.5) / 0.5`, as in torchvision. */
 export type PixelRange = readonly [0, 1] | readonly [-1, 1];
@@ -140,4 +141,22 @@ export function toTensors(dataset: ImageDataset): { x: tf.Tensor2D; y: tf.Tensor
     x: tf.tensor2d(dataset.images, [dataset.count, dataset.rows * dataset.cols], 'float32'),
     y: tf.tensor1d(dataset.labels, 'int32'),
   };
+}
+
+/**
+ * Like {@link toTensors}, but the images are {@link ChunkedRows}: tensors of whole rows, each
+ * small enough for the active backend to bind (on WebGPU, its device's
+ * `maxStorageBufferBindingSize`; one tensor elsewhere). Use it for training data that may exceed
+ * that limit, such as MNIST's 188 MB training set on a 128 MiB device. Dispose both when done.
+ */
+export function toChunkedTensors(
+  dataset: ImageDataset,
+  options: ChunkedRowsOptions = {},
+): { x: ChunkedRows; y: tf.Tensor1D } {
+  const x = ChunkedRows.fromArray(
+    dataset.images,
+    [dataset.count, dataset.rows * dataset.cols],
+    options,
+  );
+  return { x, y: tf.tensor1d(dataset.labels, 'int32') };
 }

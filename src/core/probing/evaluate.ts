@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { checkGpuErrors } from '../backend/webgpu/device.js';
+import { type ChunkedRows, sliceRows } from '../data/rows.js';
 import { assertInteger, GradientRoutingError } from '../errors.js';
 import { perExampleMeanAbsoluteError } from '../losses/mae.js';
 import type { Autoencoder } from '../models/autoencoder.js';
@@ -23,16 +25,17 @@ export interface PerLabelErrorsOptions {
 /**
  * Per-label MAE of the decoder and of each certificate on a dataset, computed in batches and read
  * back asynchronously (so it runs on every backend, WebGPU included). Label `k`'s entry is the
- * mean over its examples of the per-example MAE (NaN if it has none).
+ * mean over its examples of the per-example MAE (NaN if it has none). `x` may be
+ * {@link ChunkedRows}, for data above a WebGPU device's binding limit.
  */
 export async function perLabelErrors(
   model: Autoencoder,
-  x: tf.Tensor2D,
+  x: tf.Tensor2D | ChunkedRows,
   labels: ArrayLike<number>,
   options: PerLabelErrorsOptions = {},
 ): Promise<PerLabelErrors> {
   const batchSize = assertInteger(options.batchSize ?? 1000, 'batchSize');
-  const count = x.shape[0];
+  const count = x.shape[0]!;
   if (labels.length !== count) {
     throw new GradientRoutingError(
       `evaluation got ${count} examples but ${labels.length} labels; give one label per example.`,
@@ -46,13 +49,14 @@ export async function perLabelErrors(
   for (let start = 0; start < count; start += batchSize) {
     const size = Math.min(batchSize, count - start);
     const errors = tf.tidy(() => {
-      const batch = tf.slice(x, [start, 0], [size, -1]);
+      const batch = sliceRows(x, start, size) as tf.Tensor2D;
       const z = model.encode(batch);
       const outputs = [model.decode(z), ...model.certify(z)];
       return tf.stack(outputs.map((out) => perExampleMeanAbsoluteError(out, batch)));
     });
     const values = (await errors.data()) as Float32Array;
     errors.dispose();
+    checkGpuErrors();
     perExample.forEach((head, h) => {
       head.set(values.subarray(h * size, (h + 1) * size), start);
     });

@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { checkGpuErrors } from '../backend/webgpu/device.js';
+import { type ChunkedRows, gatherRows, sliceRows } from '../data/rows.js';
 import { GradientRoutingError } from '../errors.js';
 import { meanAbsoluteError, perExampleMeanAbsoluteError } from '../losses/mae.js';
 import { type Region, validateRegions } from '../masks/regions.js';
@@ -30,10 +32,13 @@ export interface ProbeProgress {
 export interface ProbeOptions {
   /** The frozen encoder. It is only ever called outside a gradient tape, on batches. */
   encode: (x: tf.Tensor2D) => tf.Tensor2D;
-  /** Training inputs `[N, F]`; the decoders learn to reconstruct them. */
-  trainX: tf.Tensor2D;
-  /** Test inputs `[M, F]`. */
-  testX: tf.Tensor2D;
+  /**
+   * Training inputs `[N, F]`; the decoders learn to reconstruct them. {@link ChunkedRows} for data
+   * above a WebGPU device's binding limit.
+   */
+  trainX: tf.Tensor2D | ChunkedRows;
+  /** Test inputs `[M, F]`, a tensor or {@link ChunkedRows}. */
+  testX: tf.Tensor2D | ChunkedRows;
   /** One integer label per test example, in `0..K-1`. */
   testLabels: tf.Tensor1D | ArrayLike<number>;
   /** The latent slices to probe, each `[start, end)` of the encoding's last axis; may overlap. */
@@ -87,7 +92,7 @@ function positiveInteger(value: number, name: string): number {
   return value;
 }
 
-function checkInputs(x: tf.Tensor, name: string): void {
+function checkInputs(x: tf.Tensor | ChunkedRows, name: string): void {
   if (x.rank !== 2 || x.dtype !== 'float32' || x.shape[0] === 0) {
     throw new GradientRoutingError(
       `gradient-routing: probe ${name} must be a non-empty float32 [N, F] tensor, got ` +
@@ -114,11 +119,15 @@ function mapRowBatches(
   }
 }
 
-function rows<T extends tf.Tensor2D>(x: T, start: number, size: number): T {
-  return tf.slice(x, [start, 0], [size, -1]) as T;
+function rows(x: tf.Tensor2D | ChunkedRows, start: number, size: number): tf.Tensor2D {
+  return sliceRows(x, start, size) as tf.Tensor2D;
 }
 
-function encodeAll(options: ProbeOptions, x: tf.Tensor2D, batchSize: number): tf.Tensor2D {
+function encodeAll(
+  options: ProbeOptions,
+  x: tf.Tensor2D | ChunkedRows,
+  batchSize: number,
+): tf.Tensor2D {
   return mapRowBatches(x.shape[0], batchSize, (start, size) => {
     const z = options.encode(rows(x, start, size));
     if (!(z instanceof tf.Tensor) || z.rank !== 2 || z.shape[0] !== size) {
@@ -300,7 +309,7 @@ async function trainAndEvaluate(
         total = tf.tidy(() => {
           const picked = tf.tensor1d(idx, 'int32');
           const z = tf.gather(zSlice, picked);
-          const x = tf.gather(trainX, picked);
+          const x = gatherRows(trainX, idx, picked);
           const loss = optimizer.minimize(
             () => meanAbsoluteError(decoder.apply(z), x),
             true,
@@ -309,6 +318,7 @@ async function trainAndEvaluate(
           return tf.add(sum, tf.mul(loss, idx.length)) as tf.Scalar;
         });
         sum.dispose();
+        checkGpuErrors();
       }
       if (options.onProgress) {
         const lossSum = (await total.data())[0]!;

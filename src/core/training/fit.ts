@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { checkGpuErrors, watchGpuErrors } from '../backend/webgpu/device.js';
+import { ChunkedRows, gatherRows, type Rows } from '../data/rows.js';
 import { assertInteger, GradientRoutingError } from '../errors.js';
 import { seededPermutation, seededRandom } from '../util/random.js';
 
@@ -60,7 +62,8 @@ export interface FitOptions {
   /**
    * Checks the training labels once, before the first step; e.g. a label rule's
    * `rule.checkLabels`, so that a label in no route stops training with an error naming the
-   * example instead of silently training nothing.
+   * example instead of silently training nothing. With {@link ChunkedRows} labels it is called
+   * once per chunk.
    */
   checkLabels?: (labels: tf.Tensor) => Promise<void> | void;
 }
@@ -71,21 +74,29 @@ export interface FitResult {
   steps: number;
 }
 
-/** The training data of {@link fit}: inputs and labels with the same first axis. */
+/**
+ * The training data of {@link fit}: inputs and labels with the same first axis. Either may be
+ * {@link ChunkedRows} (see `toChunkedTensors`), which keeps data above a WebGPU device's binding
+ * limit usable.
+ */
 export interface TrainingData {
-  x: tf.Tensor;
-  labels: tf.Tensor;
+  x: Rows;
+  labels: Rows;
 }
 
 /**
  * Trains `variables` to minimise `loss` over minibatches, shuffled each epoch from one seed.
  * Batches are gathered on the device; the loss is read only every `lossEvery` steps (and is then
- * checked for divergence). Works for any model: the loss function runs the model, usually with a
- * routing plan through `forwardContext`.
+ * checked for divergence). On WebGPU, a validation or out-of-memory error of the device stops
+ * training at the first check after it is reported (see `checkGpuErrors`): in Node, the step it
+ * happened in; in a browser, which reports it asynchronously, by the next loss read. Works for
+ * any model: the loss function runs the model, usually with a routing plan through
+ * `forwardContext`.
  *
  * @param loss - The loss of a batch, a scalar; called inside the optimiser's tape.
  * @throws {@link GradientRoutingError} on bad options or data shapes (before training), and with
- *   code `diverged` when the loss becomes NaN or explodes.
+ *   code `diverged` when the loss becomes NaN or explodes, and with code `gpu` when the WebGPU
+ *   device rejects work, runs out of memory or is lost.
  *
  * @example
  * ```ts
@@ -117,11 +128,16 @@ export async function fit(
         '(or one row of token labels) per example, and at least one example.',
     );
   }
-  await options.checkLabels?.(data.labels);
+  const { checkLabels } = options;
+  if (checkLabels !== undefined) {
+    for (const labels of data.labels instanceof ChunkedRows ? data.labels.chunks : [data.labels]) {
+      await checkLabels(labels);
+    }
+  }
+  // From here on, a WebGPU error is recorded and stops training at the next step's check.
+  watchGpuErrors();
   const random = seededRandom(seed);
-  const remainder = count % batchSize;
-  const stepsPerEpoch =
-    Math.ceil(count / batchSize) - (remainder > 0 && remainder < minBatch ? 1 : 0);
+  const stepsPerEpoch = countStepsPerEpoch(count, batchSize, minBatch);
   if (stepsPerEpoch < 1) {
     throw new GradientRoutingError(
       `${count} training examples make no batch of at least ${minBatch}; give more examples.`,
@@ -131,16 +147,18 @@ export async function fit(
   let totalSteps = 0;
   let firstLoss: number | undefined;
   for (let epoch = 1; epoch <= epochs; epoch++) {
-    const order = tf.tensor1d(seededPermutation(count, random), 'int32');
+    const hostOrder = seededPermutation(count, random);
+    const order = tf.tensor1d(hostOrder, 'int32');
     try {
       for (let step = 1; step <= stepsPerEpoch; step++) {
         const start = (step - 1) * batchSize;
         const size = Math.min(batchSize, count - start);
         const stepLoss = tf.tidy(() => {
           const indices = tf.slice(order, start, size);
+          const hostIndices = hostOrder.subarray(start, start + size);
           const batch = {
-            x: tf.gather(data.x, indices),
-            labels: tf.gather(data.labels, indices),
+            x: gatherRows(data.x, hostIndices, indices),
+            labels: gatherRows(data.labels, hostIndices, indices),
             indices,
           };
           return trainStep(optimizer, () => loss(batch), variables);
@@ -149,6 +167,8 @@ export async function fit(
         const read = totalSteps % lossEvery === 0 || step === stepsPerEpoch;
         const value = read ? (await stepLoss.data())[0]! : undefined;
         stepLoss.dispose();
+        // Before the loss is judged: a loss read from a rejected command is garbage.
+        checkGpuErrors();
         if (value !== undefined) {
           firstLoss ??= value;
           assertNotDiverged(value, firstLoss, divergenceFactor, totalSteps);
@@ -169,6 +189,15 @@ export async function fit(
     }
   }
   return { losses, steps: totalSteps };
+}
+
+/**
+ * The steps {@link fit} makes per epoch over `count` examples: one per batch, less a final batch
+ * smaller than `minBatch` (default 2), which it skips.
+ */
+export function countStepsPerEpoch(count: number, batchSize: number, minBatch = 2): number {
+  const remainder = count % batchSize;
+  return Math.ceil(count / batchSize) - (remainder > 0 && remainder < minBatch ? 1 : 0);
 }
 
 /**

@@ -3,8 +3,15 @@
 import '@tensorflow/tfjs-backend-webgpu';
 import '@tensorflow/tfjs-backend-webgl';
 import * as tf from '@tensorflow/tfjs-core';
-import { type BackendName, routeGradients, selectBackend } from 'gradient-routing';
-import type { RoutingCheckInput, RoutingCheckResult } from './protocol.js';
+import {
+  type BackendName,
+  fit as fitModel,
+  GradientRoutingError,
+  routeGradients,
+  selectBackend,
+  watchGpuErrors,
+} from 'gradient-routing';
+import type { GpuErrorCheckResult, RoutingCheckInput, RoutingCheckResult } from './protocol.js';
 
 function bits(values: Float32Array): number[] {
   return Array.from(new Uint32Array(values.buffer, values.byteOffset, values.length));
@@ -56,5 +63,71 @@ async function routingChecks(input: RoutingCheckInput): Promise<RoutingCheckResu
   return result;
 }
 
+/**
+ * Trains a tiny linear model with `fit` on WebGPU and, inside the loss at step 2, asks the device
+ * for a buffer larger than it can allocate: WebGPU reports that validation error asynchronously,
+ * and `fit` must stop with a 'gpu' GradientRoutingError instead of training on.
+ */
+async function gpuErrorCheck(): Promise<GpuErrorCheckResult> {
+  const reason = await unavailable('webgpu');
+  if (reason !== undefined) return { available: false, reason };
+  await selectBackend({ backend: 'webgpu' });
+  const watched = watchGpuErrors();
+  const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+  const before = tf.memory().numTensors;
+  const x = tf.tensor2d(
+    Float32Array.from({ length: 32 * 3 }, (_, i) => (i % 5) / 5),
+    [32, 3],
+  );
+  const labels = tf.zeros([32], 'int32');
+  // In a tidy: the variable keeps its own reference to the data; the initial tensor must go.
+  const w = tf.tidy(() => tf.variable(tf.zeros([3, 1])));
+  const optimizer = tf.train.sgd(0.1);
+  let completedSteps = 0;
+  let step = 0;
+  let failure: unknown = null;
+  try {
+    await fitModel(
+      (batch) => {
+        step += 1;
+        if (step === 2) {
+          device.createBuffer({
+            size: device.limits.maxBufferSize + 4,
+            usage: GPUBufferUsage.STORAGE,
+          });
+        }
+        return tf.mean(tf.square(tf.matMul(batch.x as tf.Tensor2D, w))) as tf.Scalar;
+      },
+      [w],
+      optimizer,
+      { x, labels },
+      {
+        epochs: 4,
+        batchSize: 8,
+        lossEvery: 1,
+        onProgress: (progress) => {
+          completedSteps = progress.totalSteps;
+        },
+      },
+    );
+  } catch (error) {
+    failure = error;
+  }
+  tf.dispose([x, labels, w]);
+  optimizer.dispose();
+  const error = failure instanceof GradientRoutingError ? failure : null;
+  return {
+    available: true,
+    watched,
+    code: error?.code ?? (failure === null ? null : String(failure)),
+    value: error === null ? null : String(error.value),
+    message: error?.message ?? null,
+    completedSteps,
+    tensorsBefore: before,
+    tensorsAfter: tf.memory().numTensors,
+  };
+}
+
 (window as Window & { routingChecks?: typeof routingChecks }).routingChecks = routingChecks;
+(window as Window & { gpuErrorCheck?: typeof gpuErrorCheck }).gpuErrorCheck = gpuErrorCheck;
 document.body.dataset.state = 'ready';

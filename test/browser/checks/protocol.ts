@@ -30,3 +30,20 @@ export type RoutingCheckResult =
       tensorsBefore: number;
       tensorsAfter: number;
     };
+
+/** What the page's GPU error check found: how a forced WebGPU validation error stopped `fit`. */
+export type GpuErrorCheckResult =
+  | { available: false; reason: string }
+  | {
+      available: true;
+      /** Whether the backend-selection watch was on before training (watchGpuErrors true). */
+      watched: boolean;
+      /** The code, value and message of the error fit rejected with (null: it did not). */
+      code: string | null;
+      value: string | null;
+      message: string | null;
+      /** Steps fit reported before it stopped. */
+      completedSteps: number;
+      tensorsBefore: number;
+      tensorsAfter: number;
+    };
