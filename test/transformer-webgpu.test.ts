@@ -18,6 +18,7 @@ import {
 import {
   causalSelfAttention,
   embedTokensAndPositions,
+  tokenCrossEntropy as fusedTokenCrossEntropy,
   gelu,
   layerNorm,
   tokenLosses,
@@ -305,6 +306,33 @@ describe.skipIf(unavailable !== null)('fused transformer kernels on WebGPU', () 
         [0],
       );
       expect(fused(programs)).toEqual(['grTokenLosses', 'grTokenLossesGrad']);
+    },
+  );
+
+  it.each([
+    // batch, length, classes, weight scale (below 1 in all: the mean divides by 1, not Σw)
+    [2, 7, 5, 1],
+    [3, 33, 1000, 1],
+    [1, 3, 7, 0.1],
+  ])(
+    'weighted token cross-entropy (%i×%i over %i classes, weights ×%s) matches the composite',
+    async (batch, length, vocab, scale) => {
+      const weights = uniform([batch, length], 14, 0, scale);
+      // Padding: some weights exactly 0.
+      for (let i = 0; i < weights.values.length; i += 3) weights.values[i] = 0;
+      const programs = await compareWithCpu(
+        (logits, targets, w) =>
+          fusedTokenCrossEntropy(logits as tf.Tensor3D, targets as tf.Tensor2D, w as tf.Tensor2D),
+        [uniform([batch, length, vocab], 15, -8, 8), integers([batch, length], 16, vocab), weights],
+        [0, 2],
+      );
+      // The weights' gradient is the composite's (weights are data in every use); the logits' is fused.
+      expect(fused(programs)).toEqual([
+        'grTokenLosses',
+        'grWeightedMean',
+        'grTokenCrossEntropyGrad',
+        'grTokenLosses',
+      ]);
     },
   );
 

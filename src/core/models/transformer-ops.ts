@@ -8,6 +8,8 @@ import {
   GELU_KERNEL,
   LAYER_NORM_GRAD_KERNEL,
   LAYER_NORM_KERNEL,
+  TOKEN_CROSS_ENTROPY_GRAD_KERNEL,
+  TOKEN_CROSS_ENTROPY_KERNEL,
   TOKEN_LOSSES_GRAD_KERNEL,
   TOKEN_LOSSES_KERNEL,
 } from '../backend/webgpu/transformer-kernels.js';
@@ -97,6 +99,34 @@ function registerFusedGradients(): void {
         logits: () =>
           runKernel(TOKEN_LOSSES_GRAD_KERNEL, { logits, labels, dy: dy as tf.Tensor }) as tf.Tensor,
         labels: () => tf.zerosLike(labels),
+      };
+    },
+  });
+  tf.registerGradient({
+    kernelName: TOKEN_CROSS_ENTROPY_KERNEL,
+    inputsToSave: ['logits', 'labels', 'weights'],
+    gradFunc: (dy, saved) => {
+      const [logits, labels, weights] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+      return {
+        logits: () =>
+          runKernel(TOKEN_CROSS_ENTROPY_GRAD_KERNEL, {
+            logits,
+            labels,
+            weights,
+            dy: dy as tf.Tensor,
+          }) as tf.Tensor,
+        labels: () => tf.zerosLike(labels),
+        // Weights are data in every use of the library; if they ever depend on variables, this
+        // is d(S / M)/dw = (loss − [W >= 1] · S / M) / M with W = Σw, M = max(W, 1), as tfjs's
+        // maximum routes the gradient.
+        weights: () => {
+          const losses = runKernel(TOKEN_LOSSES_KERNEL, { logits, labels }) as tf.Tensor;
+          const total = tf.sum(weights);
+          const count = tf.maximum(total, 1);
+          const mean = tf.div(tf.sum(tf.mul(losses, weights)), count);
+          const countGrad = tf.cast(tf.greaterEqual(total, 1), 'float32');
+          return tf.mul(dy as tf.Tensor, tf.div(tf.sub(losses, tf.mul(mean, countGrad)), count));
+        },
       };
     },
   });
@@ -255,5 +285,30 @@ export function tokenLosses(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Tenso
     const lse = tf.logSumExp(logits, -1);
     const picked = tf.sum(tf.mul(logits, tf.oneHot(targets, vocab)), -1);
     return tf.sub(lse, picked) as tf.Tensor2D;
+  });
+}
+
+/**
+ * Mean next-token cross-entropy in nats per counted token. `logits [B, T, V]`, `targets int32
+ * [B, T]`, `weights [B, T]` (1 = count the token, 0 = padding). Differentiable.
+ */
+export function tokenCrossEntropy(
+  logits: tf.Tensor3D,
+  targets: tf.Tensor2D,
+  weights: tf.Tensor2D,
+): tf.Scalar {
+  return tf.tidy(() => {
+    const vocab = logits.shape[2];
+    if (hasKernel(TOKEN_CROSS_ENTROPY_KERNEL) && logits.dtype === 'float32') {
+      registerFusedGradients();
+      const mean = runKernel(TOKEN_CROSS_ENTROPY_KERNEL, {
+        logits: tf.reshape(logits, [-1, vocab]),
+        labels: tf.reshape(targets, [-1]),
+        weights: tf.reshape(tf.cast(weights, 'float32'), [-1]),
+      }) as tf.Tensor;
+      return tf.reshape(mean, []) as tf.Scalar;
+    }
+    const perToken = tokenLosses(logits, targets);
+    return tf.div(tf.sum(tf.mul(perToken, weights)), tf.maximum(tf.sum(weights), 1)) as tf.Scalar;
   });
 }

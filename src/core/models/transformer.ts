@@ -7,10 +7,11 @@ import {
   embedTokensAndPositions,
   gelu,
   layerNorm,
+  tokenCrossEntropy,
   tokenLosses,
 } from './transformer-ops.js';
 
-export { tokenLosses };
+export { tokenCrossEntropy, tokenLosses };
 
 /** Shape and initialisation of a {@link TinyTransformer}. */
 export interface TransformerConfig {
@@ -452,19 +453,4 @@ export function createTransformer(config: TransformerConfig): TinyTransformer {
   } finally {
     for (const v of values.values()) v.dispose();
   }
-}
-
-/**
- * Mean next-token cross-entropy in nats per counted token. `logits [B, T, V]`, `targets int32
- * [B, T]`, `weights [B, T]` (1 = count the token, 0 = padding). Differentiable.
- */
-export function tokenCrossEntropy(
-  logits: tf.Tensor3D,
-  targets: tf.Tensor2D,
-  weights: tf.Tensor2D,
-): tf.Scalar {
-  return tf.tidy(() => {
-    const perToken = tokenLosses(logits, targets);
-    return tf.div(tf.sum(tf.mul(perToken, weights)), tf.maximum(tf.sum(weights), 1)) as tf.Scalar;
-  });
 }

@@ -51,6 +51,13 @@ export const EMBED_GRAD_KERNEL = 'GradientRoutingEmbedGrad';
 export const TOKEN_LOSSES_KERNEL = 'GradientRoutingTokenLosses';
 /** Its gradient: inputs `logits`, `labels`, `dy [R]`; output `dLogits [R, V]`. */
 export const TOKEN_LOSSES_GRAD_KERNEL = 'GradientRoutingTokenLossesGrad';
+/**
+ * The weighted mean of those losses, `Σ_r w_r · loss_r / max(Σ_r w_r, 1)`: inputs `logits`,
+ * `labels`, `weights [R]`; output `[1]`.
+ */
+export const TOKEN_CROSS_ENTROPY_KERNEL = 'GradientRoutingTokenCrossEntropy';
+/** Its gradient with respect to the logits: inputs `logits`, `labels`, `weights`, `dy [1]`. */
+export const TOKEN_CROSS_ENTROPY_GRAD_KERNEL = 'GradientRoutingTokenCrossEntropyGrad';
 
 /** A uniform value of a program, in the order of its `uniforms` declaration. */
 interface ProgramUniform {
@@ -723,10 +730,9 @@ fn rowLogSumExp(row : i32, tid : i32, valid : bool) -> f32 {
 }
 `;
 
-function tokenLossesForward({ inputs, backend }: KernelArgs): tf.TensorInfo {
-  const { logits, labels } = inputs as Record<'logits' | 'labels', tf.TensorInfo>;
+function rowLosses(gpu: WebGpuBackend, logits: tf.TensorInfo, labels: tf.TensorInfo) {
   const [rows, cols] = logits.shape as [number, number];
-  return run(backend as unknown as WebGpuBackend, {
+  return run(gpu, {
     key: 'grTokenLosses',
     inputs: [
       ['logits', logits],
@@ -754,39 +760,123 @@ fn main(index : i32) {
   });
 }
 
-function tokenLossesBackward({ inputs, backend }: KernelArgs): tf.TensorInfo {
-  const { logits, labels, dy } = inputs as Record<'logits' | 'labels' | 'dy', tf.TensorInfo>;
-  const [rows, cols] = logits.shape as [number, number];
-  return run(backend as unknown as WebGpuBackend, {
-    key: 'grTokenLossesGrad',
-    inputs: [
-      ['logits', logits],
-      ['labels', labels],
-      ['dy', dy],
-    ],
+/**
+ * `dLogits = coefficient_r · (softmax(logits_r) − oneHot(label_r))`, one workgroup per row;
+ * `coefficientWgsl` defines `let coefficient` from `row`, `tid` and `valid` (in uniform control
+ * flow, so it may reduce over the workgroup).
+ */
+function crossEntropyGradient(
+  gpu: WebGpuBackend,
+  key: string,
+  inputs: ProgramSpec['inputs'],
+  coefficientWgsl: string,
+): tf.TensorInfo {
+  const [rows, cols] = inputs[0]![1].shape as [number, number];
+  return run(gpu, {
+    key,
+    inputs,
     outputShape: [rows, cols],
     workgroups: rows,
     uniforms: [
       ['rows', 'i32', rows],
       ['cols', 'i32', cols],
     ],
-    code: `${ROW_LOG_SUM_EXP_WGSL}
+    code: `${ROW_LOG_SUM_EXP_WGSL}${workgroupReduction('weightTotal', 'sum')}
 fn main(index : i32) {
   let row = index / ${WORKGROUP};
   let tid = index % ${WORKGROUP};
   let valid = row < uniforms.rows;
   let logSumExp = rowLogSumExp(row, tid, valid);
+  ${coefficientWgsl}
   if (valid) {
     let label = labels[row];
     let cols = uniforms.cols;
     for (var c = tid; c < cols; c += ${WORKGROUP}) {
       var picked = 0.0;
       if (c == label) { picked = 1.0; }
-      result[row * cols + c] = dy[row] * (exp(logits[row * cols + c] - logSumExp) - picked);
+      result[row * cols + c] = coefficient * (exp(logits[row * cols + c] - logSumExp) - picked);
     }
   }
 }`,
   });
+}
+
+function tokenLossesForward({ inputs, backend }: KernelArgs): tf.TensorInfo {
+  const { logits, labels } = inputs as Record<'logits' | 'labels', tf.TensorInfo>;
+  return rowLosses(backend as unknown as WebGpuBackend, logits, labels);
+}
+
+function tokenLossesBackward({ inputs, backend }: KernelArgs): tf.TensorInfo {
+  const { logits, labels, dy } = inputs as Record<'logits' | 'labels' | 'dy', tf.TensorInfo>;
+  return crossEntropyGradient(
+    backend as unknown as WebGpuBackend,
+    'grTokenLossesGrad',
+    [
+      ['logits', logits],
+      ['labels', labels],
+      ['dy', dy],
+    ],
+    'var coefficient = 0.0;\n  if (valid) { coefficient = dy[row]; }',
+  );
+}
+
+function tokenCrossEntropyForward({ inputs, backend }: KernelArgs): tf.TensorInfo {
+  const { logits, labels, weights } = inputs as Record<
+    'logits' | 'labels' | 'weights',
+    tf.TensorInfo
+  >;
+  const gpu = backend as unknown as WebGpuBackend;
+  const losses = rowLosses(gpu, logits, labels);
+  const rows = logits.shape[0]!;
+  // One workgroup: the weighted sum and the weight total of every row.
+  const mean = run(gpu, {
+    key: 'grWeightedMean',
+    inputs: [
+      ['losses', losses],
+      ['weights', weights],
+    ],
+    outputShape: [1],
+    workgroups: 1,
+    uniforms: [['rows', 'i32', rows]],
+    code: `${workgroupReduction('weightedSum', 'sum')}${workgroupReduction('weightTotal', 'sum')}
+fn main(index : i32) {
+  let tid = index % ${WORKGROUP};
+  var weighted = 0.0;
+  var total = 0.0;
+  for (var r = tid; r < uniforms.rows; r += ${WORKGROUP}) {
+    weighted += losses[r] * weights[r];
+    total += weights[r];
+  }
+  let sum = weightedSum(weighted, tid);
+  let count = max(weightTotal(total, tid), 1.0);
+  if (index == 0) { result[0] = sum / count; }
+}`,
+  });
+  gpu.disposeData(losses.dataId);
+  return mean;
+}
+
+function tokenCrossEntropyBackward({ inputs, backend }: KernelArgs): tf.TensorInfo {
+  const { logits, labels, weights, dy } = inputs as Record<
+    'logits' | 'labels' | 'weights' | 'dy',
+    tf.TensorInfo
+  >;
+  // Every workgroup sums the weights itself: R reads each, cheaper than another dispatch.
+  return crossEntropyGradient(
+    backend as unknown as WebGpuBackend,
+    'grTokenCrossEntropyGrad',
+    [
+      ['logits', logits],
+      ['labels', labels],
+      ['weights', weights],
+      ['dy', dy],
+    ],
+    `var ownWeights = 0.0;
+  for (var r = tid; r < uniforms.rows; r += ${WORKGROUP}) { ownWeights += weights[r]; }
+  let count = max(weightTotal(ownWeights, tid), 1.0);
+  var coefficient = 0.0;
+  if (valid) { coefficient = dy[0] * weights[row] / count; }`,
+  );
 }
 
 function config(kernelName: string, kernelFunc: (args: KernelArgs) => unknown): tf.KernelConfig {
@@ -807,5 +897,7 @@ export const transformerKernels: WebGpuKernelSet = {
     config(EMBED_GRAD_KERNEL, embedBackward),
     config(TOKEN_LOSSES_KERNEL, tokenLossesForward),
     config(TOKEN_LOSSES_GRAD_KERNEL, tokenLossesBackward),
+    config(TOKEN_CROSS_ENTROPY_KERNEL, tokenCrossEntropyForward),
+    config(TOKEN_CROSS_ENTROPY_GRAD_KERNEL, tokenCrossEntropyBackward),
   ],
 };
