@@ -1,18 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  CAUSAL_ATTENTION_GRAD_KERNEL,
-  CAUSAL_ATTENTION_KERNEL,
-  EMBED_GRAD_KERNEL,
-  EMBED_KERNEL,
-  GELU_GRAD_KERNEL,
-  GELU_KERNEL,
-  LAYER_NORM_GRAD_KERNEL,
-  LAYER_NORM_KERNEL,
-  TOKEN_CROSS_ENTROPY_GRAD_KERNEL,
-  TOKEN_CROSS_ENTROPY_KERNEL,
-  TOKEN_LOSSES_GRAD_KERNEL,
-  TOKEN_LOSSES_KERNEL,
-} from '../backend/webgpu/transformer-kernels.js';
+import { TransformerKernel } from '../backend/webgpu/transformer-kernels.js';
 import { GradientRoutingError } from '../errors.js';
 
 /*
@@ -46,12 +33,12 @@ function registerFusedGradients(): void {
   if (gradientsRegistered) return;
   gradientsRegistered = true;
   tf.registerGradient({
-    kernelName: LAYER_NORM_KERNEL,
+    kernelName: TransformerKernel.layerNorm,
     inputsToSave: ['x', 'gain'],
     gradFunc: (dy, saved, attrs) => {
       const [x, gain] = saved as [tf.Tensor, tf.Tensor];
       const [dx, dGain, dShift] = runKernel(
-        LAYER_NORM_GRAD_KERNEL,
+        TransformerKernel.layerNormGrad,
         { x, gain, dy: dy as tf.Tensor },
         attrs,
       ) as [tf.Tensor, tf.Tensor, tf.Tensor];
@@ -59,31 +46,37 @@ function registerFusedGradients(): void {
     },
   });
   tf.registerGradient({
-    kernelName: GELU_KERNEL,
+    kernelName: TransformerKernel.gelu,
     inputsToSave: ['x'],
     gradFunc: (dy, saved) => {
       const [x] = saved as [tf.Tensor];
-      return { x: () => runKernel(GELU_GRAD_KERNEL, { x, dy: dy as tf.Tensor }) as tf.Tensor };
+      return {
+        x: () => runKernel(TransformerKernel.geluGrad, { x, dy: dy as tf.Tensor }) as tf.Tensor,
+      };
     },
   });
   tf.registerGradient({
-    kernelName: CAUSAL_ATTENTION_KERNEL,
+    kernelName: TransformerKernel.causalAttention,
     inputsToSave: ['qkv'],
     gradFunc: (dy, saved, attrs) => {
       const [qkv] = saved as [tf.Tensor];
       return {
         qkv: () =>
-          runKernel(CAUSAL_ATTENTION_GRAD_KERNEL, { qkv, dy: dy as tf.Tensor }, attrs) as tf.Tensor,
+          runKernel(
+            TransformerKernel.causalAttentionGrad,
+            { qkv, dy: dy as tf.Tensor },
+            attrs,
+          ) as tf.Tensor,
       };
     },
   });
   tf.registerGradient({
-    kernelName: EMBED_KERNEL,
+    kernelName: TransformerKernel.embed,
     inputsToSave: ['ids'],
     gradFunc: (dy, saved, attrs) => {
       const [ids] = saved as [tf.Tensor];
       const [dTable, dPositions] = runKernel(
-        EMBED_GRAD_KERNEL,
+        TransformerKernel.embedGrad,
         { ids, dy: dy as tf.Tensor },
         attrs,
       ) as [tf.Tensor, tf.Tensor];
@@ -91,25 +84,29 @@ function registerFusedGradients(): void {
     },
   });
   tf.registerGradient({
-    kernelName: TOKEN_LOSSES_KERNEL,
+    kernelName: TransformerKernel.tokenLosses,
     inputsToSave: ['logits', 'labels'],
     gradFunc: (dy, saved) => {
       const [logits, labels] = saved as [tf.Tensor, tf.Tensor];
       return {
         logits: () =>
-          runKernel(TOKEN_LOSSES_GRAD_KERNEL, { logits, labels, dy: dy as tf.Tensor }) as tf.Tensor,
+          runKernel(TransformerKernel.tokenLossesGrad, {
+            logits,
+            labels,
+            dy: dy as tf.Tensor,
+          }) as tf.Tensor,
         labels: () => tf.zerosLike(labels),
       };
     },
   });
   tf.registerGradient({
-    kernelName: TOKEN_CROSS_ENTROPY_KERNEL,
+    kernelName: TransformerKernel.tokenCrossEntropy,
     inputsToSave: ['logits', 'labels', 'weights'],
     gradFunc: (dy, saved) => {
       const [logits, labels, weights] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
       return {
         logits: () =>
-          runKernel(TOKEN_CROSS_ENTROPY_GRAD_KERNEL, {
+          runKernel(TransformerKernel.tokenCrossEntropyGrad, {
             logits,
             labels,
             weights,
@@ -120,7 +117,7 @@ function registerFusedGradients(): void {
         // is d(S / M)/dw = (loss − [W >= 1] · S / M) / M with W = Σw, M = max(W, 1), as tfjs's
         // maximum routes the gradient.
         weights: () => {
-          const losses = runKernel(TOKEN_LOSSES_KERNEL, { logits, labels }) as tf.Tensor;
+          const losses = runKernel(TransformerKernel.tokenLosses, { logits, labels }) as tf.Tensor;
           const total = tf.sum(weights);
           const count = tf.maximum(total, 1);
           const mean = tf.div(tf.sum(tf.mul(losses, weights)), count);
@@ -152,21 +149,25 @@ export function layerNorm(
       `layerNorm needs gain and shift of shape [${dim}] (the last axis of x), got [${gain.shape}] and [${shift.shape}].`,
     );
   }
-  if (!hasKernel(LAYER_NORM_KERNEL) || x.dtype !== 'float32') {
+  if (!hasKernel(TransformerKernel.layerNorm) || x.dtype !== 'float32') {
     const { mean, variance } = tf.moments(x, -1, true);
     return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, epsilon))), gain), shift);
   }
   registerFusedGradients();
   return tf.tidy(() => {
     const flat = tf.reshape(x, [-1, dim]);
-    const y = runKernel(LAYER_NORM_KERNEL, { x: flat, gain, shift }, { epsilon }) as tf.Tensor;
+    const y = runKernel(
+      TransformerKernel.layerNorm,
+      { x: flat, gain, shift },
+      { epsilon },
+    ) as tf.Tensor;
     return tf.reshape(y, x.shape);
   });
 }
 
 /** GPT-2's tanh GELU, `x/2 · (1 + tanh(sqrt(2/π) · (x + 0.044715 x³)))`. */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  if (!hasKernel(GELU_KERNEL) || x.dtype !== 'float32') {
+  if (!hasKernel(TransformerKernel.gelu) || x.dtype !== 'float32') {
     // tfjs-core has no GELU op, and every op here has a gradient.
     return tf.tidy(() => {
       const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
@@ -174,7 +175,7 @@ export function gelu(x: tf.Tensor): tf.Tensor {
     });
   }
   registerFusedGradients();
-  return runKernel(GELU_KERNEL, { x }) as tf.Tensor;
+  return runKernel(TransformerKernel.gelu, { x }) as tf.Tensor;
 }
 
 /**
@@ -198,12 +199,12 @@ export function causalSelfAttention(
     );
   }
   if (
-    hasKernel(CAUSAL_ATTENTION_KERNEL) &&
+    hasKernel(TransformerKernel.causalAttention) &&
     qkv.dtype === 'float32' &&
     headDim <= MAX_FUSED_HEAD_DIM
   ) {
     registerFusedGradients();
-    return runKernel(CAUSAL_ATTENTION_KERNEL, { qkv }, { numHeads }) as tf.Tensor3D;
+    return runKernel(TransformerKernel.causalAttention, { qkv }, { numHeads }) as tf.Tensor3D;
   }
   return tf.tidy(() => {
     const bias = tf.slice(causalBias, [0, 0], [length, length]);
@@ -256,10 +257,10 @@ export function embedTokensAndPositions(
 ): tf.Tensor3D {
   const length = tokens.shape[1];
   const [contextLength, dim] = positions.shape as [number, number];
-  if (hasKernel(EMBED_KERNEL) && table.dtype === 'float32') {
+  if (hasKernel(TransformerKernel.embed) && table.dtype === 'float32') {
     registerFusedGradients();
     return runKernel(
-      EMBED_KERNEL,
+      TransformerKernel.embed,
       { table, positions, ids: tokens },
       { vocabSize: table.shape[0]!, contextLength },
     ) as tf.Tensor3D;
@@ -274,9 +275,9 @@ export function embedTokensAndPositions(
 export function tokenLosses(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
     const [batch, length, vocab] = logits.shape;
-    if (hasKernel(TOKEN_LOSSES_KERNEL) && logits.dtype === 'float32') {
+    if (hasKernel(TransformerKernel.tokenLosses) && logits.dtype === 'float32') {
       registerFusedGradients();
-      const losses = runKernel(TOKEN_LOSSES_KERNEL, {
+      const losses = runKernel(TransformerKernel.tokenLosses, {
         logits: tf.reshape(logits, [-1, vocab]),
         labels: tf.reshape(targets, [-1]),
       }) as tf.Tensor;
@@ -299,9 +300,9 @@ export function tokenCrossEntropy(
 ): tf.Scalar {
   return tf.tidy(() => {
     const vocab = logits.shape[2];
-    if (hasKernel(TOKEN_CROSS_ENTROPY_KERNEL) && logits.dtype === 'float32') {
+    if (hasKernel(TransformerKernel.tokenCrossEntropy) && logits.dtype === 'float32') {
       registerFusedGradients();
-      const mean = runKernel(TOKEN_CROSS_ENTROPY_KERNEL, {
+      const mean = runKernel(TransformerKernel.tokenCrossEntropy, {
         logits: tf.reshape(logits, [-1, vocab]),
         labels: tf.reshape(targets, [-1]),
         weights: tf.reshape(tf.cast(weights, 'float32'), [-1]),

@@ -16,48 +16,38 @@ import type { WebGpuKernelSet } from './install.js';
  * never uploaded scalar tensors. Reductions run one 64-thread workgroup per row or column.
  */
 
-/** Layer norm over the last axis: inputs `x [R, D]`, `gain [D]`, `shift [D]`; attr `epsilon`. */
-export const LAYER_NORM_KERNEL = 'GradientRoutingLayerNorm';
-/** Its gradient: inputs `x`, `gain`, `dy`; attr `epsilon`; outputs `[dx, dGain, dShift]`. */
-export const LAYER_NORM_GRAD_KERNEL = 'GradientRoutingLayerNormGrad';
-/** GPT-2's tanh GELU, elementwise: input `x`. */
-export const GELU_KERNEL = 'GradientRoutingGelu';
-/** Its gradient: inputs `x`, `dy`. */
-export const GELU_GRAD_KERNEL = 'GradientRoutingGeluGrad';
 /**
- * Causal multi-head self-attention from a packed projection: input `qkv [B, T, 3D]` (queries,
- * keys, values side by side, each split into `numHeads` heads of `D / numHeads`); attr
- * `numHeads`; output the heads merged back, `[B, T, D]`. Position t attends to 0..t.
+ * The kernels' names, each `…Grad` the gradient of the kernel before it (inputs by name):
+ * - `layerNorm`: `x [R, D]`, `gain [D]`, `shift [D]`, attr `epsilon` → `[R, D]`; its gradient
+ *   takes `x`, `gain`, `dy` and gives `[dx, dGain, dShift]`.
+ * - `gelu`: GPT-2's tanh GELU of `x`, elementwise; its gradient takes `x`, `dy`.
+ * - `causalAttention`: `qkv [B, T, 3D]` (queries, keys and values side by side, each split into
+ *   attr `numHeads` heads) → the heads' causal softmax attention merged back, `[B, T, D]`;
+ *   its gradient takes `qkv`, `dy` and gives `dQkv`.
+ * - `embed`: `table [V, D]`, `positions [C, D]`, `ids int32 [B, T]` (T <= C) →
+ *   `table[ids[b, t]] + positions[t]`; an id outside `[0, V)` embeds as zeros, as WebGPU's
+ *   gather does. Its gradient takes `ids`, `dy`, attrs `vocabSize`, `contextLength` and gives
+ *   `[dTable, dPositions]` in the full shapes.
+ * - `tokenLosses`: `logits [R, V]`, `labels int32 [R]` → `logSumExp(logits[r]) − logits[r,
+ *   labels[r]]`, `[R]`; a label outside `[0, V)` picks nothing, as a one-hot row of zeros does.
+ *   Its gradient takes `logits`, `labels`, `dy [R]`.
+ * - `tokenCrossEntropy`: `logits`, `labels`, `weights [R]` → `Σ w·loss / max(Σ w, 1)`, `[1]`;
+ *   its gradient (for the logits) takes `logits`, `labels`, `weights`, `dy [1]`.
  */
-export const CAUSAL_ATTENTION_KERNEL = 'GradientRoutingCausalAttention';
-/** Its gradient: inputs `qkv`, `dy [B, T, D]`; attr `numHeads`; output `dQkv [B, T, 3D]`. */
-export const CAUSAL_ATTENTION_GRAD_KERNEL = 'GradientRoutingCausalAttentionGrad';
-/**
- * Token + position embedding: inputs `table [V, D]`, `positions [C, D]`, `ids int32 [B, T]`
- * (T <= C); output `table[ids[b, t]] + positions[t]`, `[B, T, D]`. An id outside `[0, V)`
- * embeds as zeros, as WebGPU's gather does.
- */
-export const EMBED_KERNEL = 'GradientRoutingEmbed';
-/**
- * Its gradient: inputs `ids`, `dy [B, T, D]`; attrs `vocabSize`, `contextLength`; outputs
- * `[dTable [V, D], dPositions [C, D]]`.
- */
-export const EMBED_GRAD_KERNEL = 'GradientRoutingEmbedGrad';
-/**
- * Per-row cross-entropy `logSumExp(logits[r]) − logits[r, labels[r]]`: inputs `logits [R, V]`,
- * `labels int32 [R]`; output `[R]`. A label outside `[0, V)` picks nothing (the loss is the
- * log-sum-exp), as a one-hot row of zeros does.
- */
-export const TOKEN_LOSSES_KERNEL = 'GradientRoutingTokenLosses';
-/** Its gradient: inputs `logits`, `labels`, `dy [R]`; output `dLogits [R, V]`. */
-export const TOKEN_LOSSES_GRAD_KERNEL = 'GradientRoutingTokenLossesGrad';
-/**
- * The weighted mean of those losses, `Σ_r w_r · loss_r / max(Σ_r w_r, 1)`: inputs `logits`,
- * `labels`, `weights [R]`; output `[1]`.
- */
-export const TOKEN_CROSS_ENTROPY_KERNEL = 'GradientRoutingTokenCrossEntropy';
-/** Its gradient with respect to the logits: inputs `logits`, `labels`, `weights`, `dy [1]`. */
-export const TOKEN_CROSS_ENTROPY_GRAD_KERNEL = 'GradientRoutingTokenCrossEntropyGrad';
+export const TransformerKernel = {
+  layerNorm: 'GradientRoutingLayerNorm',
+  layerNormGrad: 'GradientRoutingLayerNormGrad',
+  gelu: 'GradientRoutingGelu',
+  geluGrad: 'GradientRoutingGeluGrad',
+  causalAttention: 'GradientRoutingCausalAttention',
+  causalAttentionGrad: 'GradientRoutingCausalAttentionGrad',
+  embed: 'GradientRoutingEmbed',
+  embedGrad: 'GradientRoutingEmbedGrad',
+  tokenLosses: 'GradientRoutingTokenLosses',
+  tokenLossesGrad: 'GradientRoutingTokenLossesGrad',
+  tokenCrossEntropy: 'GradientRoutingTokenCrossEntropy',
+  tokenCrossEntropyGrad: 'GradientRoutingTokenCrossEntropyGrad',
+} as const;
 
 /** A uniform value of a program, in the order of its `uniforms` declaration. */
 interface ProgramUniform {
@@ -93,42 +83,56 @@ type KernelArgs = Parameters<tf.KernelFunc>[0];
 /** Threads of every workgroup; the reductions below assume exactly this many. */
 const WORKGROUP = 64;
 
-/** One program: WGSL body, its inputs by name, output and launch size. */
+/** One program: WGSL, its inputs by binding name, output and launch size. */
 interface ProgramSpec {
   /** Names the shader in tfjs's pipeline cache: everything that changes the WGSL must be in it. */
   readonly key: string;
-  readonly inputs: ReadonlyArray<readonly [name: string, info: tf.TensorInfo]>;
+  /**
+   * Bound in this order. Every input a program declares must be read: WebGPU's automatic layout
+   * drops the others and the bind group tfjs builds would then not match it.
+   */
+  readonly inputs: tf.NamedTensorInfoMap;
   readonly outputShape: number[];
   readonly workgroups: number;
-  readonly uniforms: ReadonlyArray<readonly [name: string, type: 'i32' | 'f32', value: number]>;
+  /** Integer uniforms, then `floats`, readable in WGSL as `uniforms.name`. */
+  readonly ints: Readonly<Record<string, number>>;
+  readonly floats?: Readonly<Record<string, number>>;
   /** WGSL with a `fn main(index : i32)`; `index` is the global invocation index. */
   readonly code: string;
 }
 
-function run(backend: WebGpuBackend, spec: ProgramSpec): tf.TensorInfo {
+function run(backend: KernelArgs['backend'], spec: ProgramSpec): tf.TensorInfo {
+  const fields = [
+    ...Object.entries(spec.ints).map(([name, value]) => [name, 'i32', value] as const),
+    ...Object.entries(spec.floats ?? {}).map(([name, value]) => [name, 'f32', value] as const),
+  ];
   // tfjs writes the final shader key and dispatch into the program: a fresh object every time.
   const program: WebGpuProgram = {
-    variableNames: spec.inputs.map(([name]) => name),
+    variableNames: Object.keys(spec.inputs),
     outputShape: spec.outputShape,
     shaderKey: spec.key,
     dispatchLayout: { x: spec.outputShape.map((_, axis) => axis) },
     dispatch: [Math.max(1, spec.workgroups), 1, 1],
     workgroupSize: [WORKGROUP, 1, 1],
-    uniforms: spec.uniforms.map(([name, type]) => `${name} : ${type},`).join(' '),
+    uniforms: fields.map(([name, type]) => `${name} : ${type},`).join(' '),
     getUserCode: () => spec.code,
   };
-  const uniforms = spec.uniforms.map(
+  const uniforms = fields.map(
     ([, type, value]): ProgramUniform => ({
       type: type === 'i32' ? 'int32' : 'float32',
       data: [value],
     }),
   );
-  return backend.runWebGPUProgram(
+  return (backend as unknown as WebGpuBackend).runWebGPUProgram(
     program,
-    spec.inputs.map(([, info]) => info),
+    Object.values(spec.inputs) as tf.TensorInfo[],
     'float32',
     uniforms,
   );
+}
+
+function dispose(backend: KernelArgs['backend'], info: tf.TensorInfo): void {
+  (backend as unknown as WebGpuBackend).disposeData(info.dataId);
 }
 
 /**
@@ -158,29 +162,44 @@ fn ${name}(value : f32, tid : i32) -> f32 {
 `;
 }
 
-/** `tanh` that cannot overflow (WGSL's may return NaN for large inputs on some drivers). */
-const TANH_WGSL = `
-fn stableTanh(a : f32) -> f32 {
-  let e = exp(-2.0 * abs(a));
-  return sign(a) * (1.0 - e) / (1.0 + e);
+/**
+ * `main` of a program with one workgroup per row (`uniforms.rows` of them): `row`, the thread's
+ * `tid` and `valid` (false in workgroups past the last row, which a large dispatch may add; no
+ * early return, since barriers must be reached by the whole workgroup).
+ */
+function perRow(body: string): string {
+  return `
+fn main(index : i32) {
+  let row = index / ${WORKGROUP};
+  let tid = index % ${WORKGROUP};
+  let valid = row < uniforms.rows;
+  ${body}
+}`;
 }
-`;
 
-/** Row statistics of a layer norm, `[R, 2]`: mean and `1 / sqrt(variance + epsilon)`. */
+/** `main` of a program with one thread per item, `uniforms.count` of them. */
+function perItem(body: string): string {
+  return `
+fn main(index : i32) {
+  if (index >= uniforms.count) { return; }
+  ${body}
+}`;
+}
+
+/** Layer-norm statistics of `x`'s row: mean and `1 / sqrt(variance + epsilon)`. */
 const ROW_MOMENTS_WGSL = `${workgroupReduction('sumOfValues', 'sum')}${workgroupReduction(
   'sumOfSquares',
   'sum',
 )}
 fn rowMoments(row : i32, tid : i32, valid : bool) -> vec2<f32> {
   let cols = uniforms.cols;
-  let base = row * cols;
   var sum = 0.0;
-  if (valid) { for (var c = tid; c < cols; c += ${WORKGROUP}) { sum += x[base + c]; } }
+  if (valid) { for (var c = tid; c < cols; c += ${WORKGROUP}) { sum += x[row * cols + c]; } }
   let mean = sumOfValues(sum, tid) / f32(cols);
   var squares = 0.0;
   if (valid) {
     for (var c = tid; c < cols; c += ${WORKGROUP}) {
-      let centred = x[base + c] - mean;
+      let centred = x[row * cols + c] - mean;
       squares += centred * centred;
     }
   }
@@ -189,100 +208,81 @@ fn rowMoments(row : i32, tid : i32, valid : bool) -> vec2<f32> {
 }
 `;
 
+interface LayerNormShape {
+  rows: number;
+  cols: number;
+  sizes: { rows: number; cols: number };
+  epsilon: { epsilon: number };
+}
+
+function layerNormShape(x: tf.TensorInfo, attrs: KernelArgs['attrs']): LayerNormShape {
+  const [rows, cols] = x.shape as [number, number];
+  return {
+    rows,
+    cols,
+    sizes: { rows, cols },
+    epsilon: { epsilon: (attrs as { epsilon: number }).epsilon },
+  };
+}
+
 function layerNormForward({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const { x, gain, shift } = inputs as Record<'x' | 'gain' | 'shift', tf.TensorInfo>;
-  const [rows, cols] = x.shape as [number, number];
-  return run(backend as unknown as WebGpuBackend, {
+  const shape = layerNormShape(x, attrs);
+  return run(backend, {
     key: 'grLayerNorm',
-    inputs: [
-      ['x', x],
-      ['gain', gain],
-      ['shift', shift],
-    ],
-    outputShape: [rows, cols],
-    workgroups: rows,
-    uniforms: [
-      ['rows', 'i32', rows],
-      ['cols', 'i32', cols],
-      ['epsilon', 'f32', (attrs as { epsilon: number }).epsilon],
-    ],
-    code: `${ROW_MOMENTS_WGSL}
-fn main(index : i32) {
-  let row = index / ${WORKGROUP};
-  let tid = index % ${WORKGROUP};
-  let valid = row < uniforms.rows;
+    inputs: { x, gain, shift },
+    outputShape: [shape.rows, shape.cols],
+    workgroups: shape.rows,
+    ints: shape.sizes,
+    floats: shape.epsilon,
+    code: `${ROW_MOMENTS_WGSL}${perRow(`
   let moments = rowMoments(row, tid, valid);
   if (valid) {
-    let cols = uniforms.cols;
-    for (var c = tid; c < cols; c += ${WORKGROUP}) {
-      let i = row * cols + c;
+    for (var c = tid; c < uniforms.cols; c += ${WORKGROUP}) {
+      let i = row * uniforms.cols + c;
       result[i] = (x[i] - moments.x) * moments.y * gain[c] + shift[c];
     }
-  }
-}`,
+  }`)}`,
   });
 }
 
 function layerNormBackward({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
   const { x, gain, dy } = inputs as Record<'x' | 'gain' | 'dy', tf.TensorInfo>;
-  const gpu = backend as unknown as WebGpuBackend;
-  const [rows, cols] = x.shape as [number, number];
-  const epsilon = (attrs as { epsilon: number }).epsilon;
-  const sizes = [
-    ['rows', 'i32', rows],
-    ['cols', 'i32', cols],
-    ['epsilon', 'f32', epsilon],
-  ] as const;
-  const moments = run(gpu, {
+  const shape = layerNormShape(x, attrs);
+  const moments = run(backend, {
     key: 'grLayerNormMoments',
-    inputs: [['x', x]],
-    outputShape: [rows, 2],
-    workgroups: rows,
-    uniforms: sizes,
-    code: `${ROW_MOMENTS_WGSL}
-fn main(index : i32) {
-  let row = index / ${WORKGROUP};
-  let tid = index % ${WORKGROUP};
-  let valid = row < uniforms.rows;
+    inputs: { x },
+    outputShape: [shape.rows, 2],
+    workgroups: shape.rows,
+    ints: shape.sizes,
+    floats: shape.epsilon,
+    code: `${ROW_MOMENTS_WGSL}${perRow(`
   let moments = rowMoments(row, tid, valid);
   if (valid && tid == 0) {
     result[row * 2] = moments.x;
     result[row * 2 + 1] = moments.y;
-  }
-}`,
+  }`)}`,
   });
   // dx = rstd · (g − mean(g) − x̂ · mean(g · x̂)) with g = dy · gain and x̂ the normalised input.
-  const dx = run(gpu, {
+  const dx = run(backend, {
     key: 'grLayerNormDx',
-    inputs: [
-      ['x', x],
-      ['gain', gain],
-      ['dy', dy],
-      ['moments', moments],
-    ],
-    outputShape: [rows, cols],
-    workgroups: rows,
-    uniforms: sizes,
-    code: `${workgroupReduction('sumOfG', 'sum')}${workgroupReduction('sumOfGX', 'sum')}
-fn main(index : i32) {
-  let row = index / ${WORKGROUP};
-  let tid = index % ${WORKGROUP};
-  let valid = row < uniforms.rows;
+    inputs: { x, gain, dy, moments },
+    outputShape: [shape.rows, shape.cols],
+    workgroups: shape.rows,
+    ints: shape.sizes,
+    code: `${workgroupReduction('sumOfG', 'sum')}${workgroupReduction('sumOfGX', 'sum')}${perRow(`
   let cols = uniforms.cols;
   var mean = 0.0;
   var rstd = 0.0;
-  if (valid) {
-    mean = moments[row * 2];
-    rstd = moments[row * 2 + 1];
-  }
   var sumG = 0.0;
   var sumGX = 0.0;
   if (valid) {
+    mean = moments[row * 2];
+    rstd = moments[row * 2 + 1];
     for (var c = tid; c < cols; c += ${WORKGROUP}) {
-      let i = row * cols + c;
-      let g = dy[i] * gain[c];
+      let g = dy[row * cols + c] * gain[c];
       sumG += g;
-      sumGX += g * (x[i] - mean) * rstd;
+      sumGX += g * (x[row * cols + c] - mean) * rstd;
     }
   }
   let meanG = sumOfG(sumG, tid) / f32(cols);
@@ -293,19 +293,16 @@ fn main(index : i32) {
       let normalised = (x[i] - mean) * rstd;
       result[i] = rstd * (dy[i] * gain[c] - meanG - normalised * meanGX);
     }
-  }
-}`,
+  }`)}`,
   });
   // dGain = Σ_rows dy · x̂ and dShift = Σ_rows dy: one workgroup per column.
-  // Every input a program declares must be read: WebGPU's automatic layout drops the others and
-  // the bind group tfjs builds would then not match it.
-  const columnSum = (key: string, inputs: ProgramSpec['inputs'], term: string) =>
-    run(gpu, {
+  const columnSum = (key: string, columnInputs: ProgramSpec['inputs'], term: string) =>
+    run(backend, {
       key,
-      inputs,
-      outputShape: [cols],
-      workgroups: cols,
-      uniforms: sizes,
+      inputs: columnInputs,
+      outputShape: [shape.cols],
+      workgroups: shape.cols,
+      ints: shape.sizes,
       code: `${workgroupReduction('columnSum', 'sum')}
 fn main(index : i32) {
   let col = index / ${WORKGROUP};
@@ -324,279 +321,206 @@ fn main(index : i32) {
     });
   const dGain = columnSum(
     'grLayerNormDGain',
-    [
-      ['x', x],
-      ['dy', dy],
-      ['moments', moments],
-    ],
+    { x, dy, moments },
     'dy[i] * (x[i] - moments[r * 2]) * moments[r * 2 + 1]',
   );
-  const dShift = columnSum('grLayerNormDShift', [['dy', dy]], 'dy[i]');
-  gpu.disposeData(moments.dataId);
+  const dShift = columnSum('grLayerNormDShift', { dy }, 'dy[i]');
+  dispose(backend, moments);
   return [dx, dGain, dShift];
 }
 
-/** GPT-2's constants, as the composite writes them. */
-const GELU_WGSL = `${TANH_WGSL}
-const GELU_SCALE : f32 = ${Math.sqrt(2 / Math.PI)};
-const GELU_CUBIC : f32 = 0.044715;
-`;
-
-function elementwise(
-  backend: WebGpuBackend,
+/**
+ * GPT-2's tanh GELU pieces: `t = tanh(sqrt(2/π) · (v + 0.044715 v³))`, the tanh written so that
+ * it cannot overflow (WGSL's may return NaN for large inputs on some drivers).
+ */
+function geluProgram(
+  backend: KernelArgs['backend'],
   key: string,
   inputs: ProgramSpec['inputs'],
-  shape: number[],
-  body: string,
-): tf.TensorInfo {
-  const size = tf.util.sizeFromShape(shape);
+  assign: string,
+) {
+  const { x } = inputs as { x: tf.TensorInfo };
+  const count = tf.util.sizeFromShape(x.shape);
   return run(backend, {
     key,
     inputs,
-    outputShape: shape,
-    workgroups: Math.ceil(size / WORKGROUP),
-    uniforms: [['count', 'i32', size]],
-    code: `${GELU_WGSL}
-fn main(index : i32) {
-  if (index < uniforms.count) {
-    let v = x[index];
-    ${body}
-  }
-}`,
+    outputShape: x.shape,
+    workgroups: Math.ceil(count / WORKGROUP),
+    ints: { count },
+    code: `
+const GELU_SCALE : f32 = ${Math.sqrt(2 / Math.PI)};
+const GELU_CUBIC : f32 = 0.044715;
+${perItem(`
+  let v = x[index];
+  let inner = (v + v * v * v * GELU_CUBIC) * GELU_SCALE;
+  let e = exp(-2.0 * abs(inner));
+  let t = sign(inner) * (1.0 - e) / (1.0 + e);
+  ${assign}`)}`,
   });
 }
 
 function geluForward({ inputs, backend }: KernelArgs): tf.TensorInfo {
-  const { x } = inputs as { x: tf.TensorInfo };
-  return elementwise(
-    backend as unknown as WebGpuBackend,
-    'grGelu',
-    [['x', x]],
-    x.shape,
-    'result[index] = v * 0.5 * (stableTanh((v + v * v * v * GELU_CUBIC) * GELU_SCALE) + 1.0);',
-  );
+  return geluProgram(backend, 'grGelu', inputs, 'result[index] = v * 0.5 * (t + 1.0);');
 }
 
 function geluBackward({ inputs, backend }: KernelArgs): tf.TensorInfo {
-  const { x, dy } = inputs as Record<'x' | 'dy', tf.TensorInfo>;
-  return elementwise(
-    backend as unknown as WebGpuBackend,
+  return geluProgram(
+    backend,
     'grGeluGrad',
-    [
-      ['x', x],
-      ['dy', dy],
-    ],
-    x.shape,
-    `let t = stableTanh((v + v * v * v * GELU_CUBIC) * GELU_SCALE);
-    let slope = 0.5 * (t + 1.0) +
-      0.5 * v * (1.0 - t * t) * GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * v * v);
-    result[index] = dy[index] * slope;`,
+    inputs,
+    `let slope = 0.5 * (t + 1.0) +
+    0.5 * v * (1.0 - t * t) * GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * v * v);
+  result[index] = dy[index] * slope;`,
   );
 }
 
-/** Uniforms and index arithmetic shared by the attention programs: one thread per (b, h, t). */
-function attentionLayout(qkv: tf.TensorInfo, numHeads: number) {
+/**
+ * One attention program: a thread per (sequence b, head h, position t), `uniforms.count` of
+ * them, with WGSL helpers for the rows of `qkv` and of the merged `[B, T, D]` tensors, the
+ * scaled score of a query and a key, and the log-sum-exp of a query's scores over positions
+ * 0..t (the causal mask: later keys are never read).
+ */
+function attentionProgram(
+  backend: KernelArgs['backend'],
+  attrs: KernelArgs['attrs'],
+  key: string,
+  inputs: ProgramSpec['inputs'],
+  outputShape: (batch: number, length: number, modelDim: number, headDim: number) => number[],
+  body: string,
+): tf.TensorInfo {
+  const { qkv } = inputs as { qkv: tf.TensorInfo };
+  const numHeads = (attrs as { numHeads: number }).numHeads;
   const [batch, length, packed] = qkv.shape as [number, number, number];
   const modelDim = packed / 3;
   const headDim = modelDim / numHeads;
-  const threads = batch * numHeads * length;
-  return {
-    batch,
-    length,
-    modelDim,
-    headDim,
-    threads,
-    uniforms: [
-      ['threads', 'i32', threads],
-      ['length', 'i32', length],
-      ['heads', 'i32', numHeads],
-      ['modelDim', 'i32', modelDim],
-      ['scale', 'f32', 1 / Math.sqrt(headDim)],
-    ] as const,
-    // The row of queries, keys or values of token t of sequence b, head h, in qkv.
-    wgsl: `
+  const count = batch * numHeads * length;
+  return run(backend, {
+    key: `${key}_${headDim}`,
+    inputs,
+    outputShape: outputShape(batch, length, modelDim, headDim),
+    workgroups: Math.ceil(count / WORKGROUP),
+    ints: { count, length, heads: numHeads, modelDim },
+    floats: { scale: 1 / Math.sqrt(headDim) },
+    code: `
 const HEAD_DIM = ${headDim};
 fn qkvRow(b : i32, t : i32, h : i32, part : i32) -> i32 {
-  return (b * uniforms.length + t) * 3 * uniforms.modelDim + part * uniforms.modelDim + h * HEAD_DIM;
+  return ((b * uniforms.length + t) * 3 + part) * uniforms.modelDim + h * HEAD_DIM;
 }
 fn headRow(b : i32, t : i32, h : i32) -> i32 {
   return (b * uniforms.length + t) * uniforms.modelDim + h * HEAD_DIM;
 }
-`,
-  };
+fn score(qRow : i32, kRow : i32) -> f32 {
+  var dot = 0.0;
+  for (var e = 0; e < HEAD_DIM; e++) { dot += qkv[qRow + e] * qkv[kRow + e]; }
+  return dot * uniforms.scale;
+}
+fn scoreLogSumExp(b : i32, q : i32, h : i32) -> f32 {
+  let qRow = qkvRow(b, q, h, 0);
+  var largest = -3.4028234e38;
+  for (var k = 0; k <= q; k++) { largest = max(largest, score(qRow, qkvRow(b, k, h, 1))); }
+  var total = 0.0;
+  for (var k = 0; k <= q; k++) { total += exp(score(qRow, qkvRow(b, k, h, 1)) - largest); }
+  return largest + log(total);
+}
+${
+  // The gradient of one attention weight, dy[oRow] · values[vRow], where there is a dy.
+  'dy' in inputs
+    ? `fn weightGradient(oRow : i32, vRow : i32) -> f32 {
+  var dot = 0.0;
+  for (var e = 0; e < HEAD_DIM; e++) { dot += dy[oRow + e] * qkv[vRow + e]; }
+  return dot;
+}`
+    : ''
+}${perItem(`
+  let t = index % uniforms.length;
+  let h = (index / uniforms.length) % uniforms.heads;
+  let b = index / (uniforms.length * uniforms.heads);
+  ${body}`)}`,
+  });
 }
 
 function attentionForward({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
-  const { qkv } = inputs as { qkv: tf.TensorInfo };
-  const layout = attentionLayout(qkv, (attrs as { numHeads: number }).numHeads);
-  // Softmax with a running maximum (one pass over the keys), as FlashAttention does.
-  return run(backend as unknown as WebGpuBackend, {
-    key: `grCausalAttention_${layout.headDim}`,
-    inputs: [['qkv', qkv]],
-    outputShape: [layout.batch, layout.length, layout.modelDim],
-    workgroups: Math.ceil(layout.threads / WORKGROUP),
-    uniforms: layout.uniforms,
-    code: `${layout.wgsl}
-fn main(index : i32) {
-  if (index >= uniforms.threads) { return; }
-  let q = index % uniforms.length;
-  let h = (index / uniforms.length) % uniforms.heads;
-  let b = index / (uniforms.length * uniforms.heads);
-  var query : array<f32, HEAD_DIM>;
-  let qRow = qkvRow(b, q, h, 0);
-  for (var e = 0; e < HEAD_DIM; e++) { query[e] = qkv[qRow + e]; }
-  var acc : array<f32, HEAD_DIM>;
-  var runningMax = -3.4028234e38;
-  var total = 0.0;
-  for (var k = 0; k <= q; k++) {
-    let kRow = qkvRow(b, k, h, 1);
-    var score = 0.0;
-    for (var e = 0; e < HEAD_DIM; e++) { score += query[e] * qkv[kRow + e]; }
-    score = score * uniforms.scale;
-    let newMax = max(runningMax, score);
-    let rescale = exp(runningMax - newMax);
-    let weight = exp(score - newMax);
-    total = total * rescale + weight;
+  return attentionProgram(
+    backend,
+    attrs,
+    'grCausalAttention',
+    inputs,
+    (batch, length, modelDim) => [batch, length, modelDim],
+    `let logSumExp = scoreLogSumExp(b, t, h);
+  let qRow = qkvRow(b, t, h, 0);
+  var attended : array<f32, HEAD_DIM>;
+  for (var k = 0; k <= t; k++) {
+    let weight = exp(score(qRow, qkvRow(b, k, h, 1)) - logSumExp);
     let vRow = qkvRow(b, k, h, 2);
-    for (var e = 0; e < HEAD_DIM; e++) { acc[e] = acc[e] * rescale + weight * qkv[vRow + e]; }
-    runningMax = newMax;
+    for (var e = 0; e < HEAD_DIM; e++) { attended[e] += weight * qkv[vRow + e]; }
   }
-  let outRow = headRow(b, q, h);
-  for (var e = 0; e < HEAD_DIM; e++) { result[outRow + e] = acc[e] / total; }
-}`,
-  });
+  let outRow = headRow(b, t, h);
+  for (var e = 0; e < HEAD_DIM; e++) { result[outRow + e] = attended[e]; }`,
+  );
 }
 
 function attentionBackward({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const { qkv, dy } = inputs as Record<'qkv' | 'dy', tf.TensorInfo>;
-  const gpu = backend as unknown as WebGpuBackend;
-  const layout = attentionLayout(qkv, (attrs as { numHeads: number }).numHeads);
-  const { headDim } = layout;
-  // Per query row: dQ, the row's log-sum-exp and Δ = Σ_k p·dp, packed as [threads, headDim + 2].
-  const queryGrads = run(gpu, {
-    key: `grCausalAttentionDq_${headDim}`,
-    inputs: [
-      ['qkv', qkv],
-      ['dy', dy],
+  // Per query: dQ, the scores' log-sum-exp and Δ = Σ_k p·dp, packed as [rows, HEAD_DIM + 2].
+  const queryGrads = attentionProgram(
+    backend,
+    attrs,
+    'grCausalAttentionDq',
+    { qkv, dy },
+    (batch, length, _, headDim) => [
+      batch * length * (attrs as { numHeads: number }).numHeads,
+      headDim + 2,
     ],
-    outputShape: [layout.threads, headDim + 2],
-    workgroups: Math.ceil(layout.threads / WORKGROUP),
-    uniforms: layout.uniforms,
-    code: `${layout.wgsl}
-fn main(index : i32) {
-  if (index >= uniforms.threads) { return; }
-  let q = index % uniforms.length;
-  let h = (index / uniforms.length) % uniforms.heads;
-  let b = index / (uniforms.length * uniforms.heads);
-  var query : array<f32, HEAD_DIM>;
-  var dOut : array<f32, HEAD_DIM>;
-  let qRow = qkvRow(b, q, h, 0);
-  let oRow = headRow(b, q, h);
-  for (var e = 0; e < HEAD_DIM; e++) {
-    query[e] = qkv[qRow + e];
-    dOut[e] = dy[oRow + e];
-  }
-  var rowMax = -3.4028234e38;
-  for (var k = 0; k <= q; k++) {
-    let kRow = qkvRow(b, k, h, 1);
-    var score = 0.0;
-    for (var e = 0; e < HEAD_DIM; e++) { score += query[e] * qkv[kRow + e]; }
-    rowMax = max(rowMax, score * uniforms.scale);
-  }
-  var total = 0.0;
-  for (var k = 0; k <= q; k++) {
-    let kRow = qkvRow(b, k, h, 1);
-    var score = 0.0;
-    for (var e = 0; e < HEAD_DIM; e++) { score += query[e] * qkv[kRow + e]; }
-    total += exp(score * uniforms.scale - rowMax);
-  }
-  let logSumExp = rowMax + log(total);
+    `  let logSumExp = scoreLogSumExp(b, t, h);
+  let qRow = qkvRow(b, t, h, 0);
+  let oRow = headRow(b, t, h);
   var delta = 0.0;
-  for (var k = 0; k <= q; k++) {
-    let kRow = qkvRow(b, k, h, 1);
-    let vRow = qkvRow(b, k, h, 2);
-    var score = 0.0;
-    var dWeight = 0.0;
-    for (var e = 0; e < HEAD_DIM; e++) {
-      score += query[e] * qkv[kRow + e];
-      dWeight += dOut[e] * qkv[vRow + e];
-    }
-    delta += exp(score * uniforms.scale - logSumExp) * dWeight;
+  for (var k = 0; k <= t; k++) {
+    let weight = exp(score(qRow, qkvRow(b, k, h, 1)) - logSumExp);
+    delta += weight * weightGradient(oRow, qkvRow(b, k, h, 2));
   }
   var dQuery : array<f32, HEAD_DIM>;
-  for (var k = 0; k <= q; k++) {
+  for (var k = 0; k <= t; k++) {
     let kRow = qkvRow(b, k, h, 1);
-    let vRow = qkvRow(b, k, h, 2);
-    var score = 0.0;
-    var dWeight = 0.0;
-    for (var e = 0; e < HEAD_DIM; e++) {
-      score += query[e] * qkv[kRow + e];
-      dWeight += dOut[e] * qkv[vRow + e];
-    }
-    let dScore = exp(score * uniforms.scale - logSumExp) * (dWeight - delta);
+    let weight = exp(score(qRow, kRow) - logSumExp);
+    let dScore = weight * (weightGradient(oRow, qkvRow(b, k, h, 2)) - delta);
     for (var e = 0; e < HEAD_DIM; e++) { dQuery[e] += dScore * qkv[kRow + e]; }
   }
   let outRow = index * (HEAD_DIM + 2);
   for (var e = 0; e < HEAD_DIM; e++) { result[outRow + e] = dQuery[e] * uniforms.scale; }
   result[outRow + HEAD_DIM] = logSumExp;
-  result[outRow + HEAD_DIM + 1] = delta;
-}`,
-  });
-  // Per key row: dK and dV over the queries that see it; also copies dQ into the packed result.
-  const dQkv = run(gpu, {
-    key: `grCausalAttentionDkv_${headDim}`,
-    inputs: [
-      ['qkv', qkv],
-      ['dy', dy],
-      ['queryGrads', queryGrads],
-    ],
-    outputShape: [layout.batch, layout.length, 3 * layout.modelDim],
-    workgroups: Math.ceil(layout.threads / WORKGROUP),
-    uniforms: layout.uniforms,
-    code: `${layout.wgsl}
-fn main(index : i32) {
-  if (index >= uniforms.threads) { return; }
-  let k = index % uniforms.length;
-  let h = (index / uniforms.length) % uniforms.heads;
-  let b = index / (uniforms.length * uniforms.heads);
-  let sequence = index - k;
-  var key : array<f32, HEAD_DIM>;
-  var value : array<f32, HEAD_DIM>;
-  let kRow = qkvRow(b, k, h, 1);
-  let vRow = qkvRow(b, k, h, 2);
-  for (var e = 0; e < HEAD_DIM; e++) {
-    key[e] = qkv[kRow + e];
-    value[e] = qkv[vRow + e];
-  }
+  result[outRow + HEAD_DIM + 1] = delta;`,
+  );
+  // Per key: dK and dV over the queries that see it; also moves dQ into the packed result.
+  const dQkv = attentionProgram(
+    backend,
+    attrs,
+    'grCausalAttentionDkv',
+    { qkv, dy, queryGrads },
+    (batch, length, modelDim) => [batch, length, 3 * modelDim],
+    `  let kRow = qkvRow(b, t, h, 1);
+  let vRow = qkvRow(b, t, h, 2);
   var dKey : array<f32, HEAD_DIM>;
   var dValue : array<f32, HEAD_DIM>;
-  for (var q = k; q < uniforms.length; q++) {
+  for (var q = t; q < uniforms.length; q++) {
     let qRow = qkvRow(b, q, h, 0);
     let oRow = headRow(b, q, h);
-    let stats = (sequence + q) * (HEAD_DIM + 2);
-    var score = 0.0;
-    var dWeight = 0.0;
-    for (var e = 0; e < HEAD_DIM; e++) {
-      score += qkv[qRow + e] * key[e];
-      dWeight += dy[oRow + e] * value[e];
-    }
-    let weight = exp(score * uniforms.scale - queryGrads[stats + HEAD_DIM]);
-    let dScore = weight * (dWeight - queryGrads[stats + HEAD_DIM + 1]);
+    let stats = (index + q - t) * (HEAD_DIM + 2);
+    let weight = exp(score(qRow, kRow) - queryGrads[stats + HEAD_DIM]);
+    let dScore = weight * (weightGradient(oRow, vRow) - queryGrads[stats + HEAD_DIM + 1]);
     for (var e = 0; e < HEAD_DIM; e++) {
       dValue[e] += weight * dy[oRow + e];
       dKey[e] += dScore * qkv[qRow + e];
     }
   }
-  let own = index * (HEAD_DIM + 2);
-  let qOut = qkvRow(b, k, h, 0);
+  let qOut = qkvRow(b, t, h, 0);
   for (var e = 0; e < HEAD_DIM; e++) {
-    result[qOut + e] = queryGrads[own + e];
+    result[qOut + e] = queryGrads[index * (HEAD_DIM + 2) + e];
     result[kRow + e] = dKey[e] * uniforms.scale;
     result[vRow + e] = dValue[e];
-  }
-}`,
-  });
-  gpu.disposeData(queryGrads.dataId);
+  }`,
+  );
+  dispose(backend, queryGrads);
   return dQkv;
 }
 
@@ -605,61 +529,36 @@ function embedForward({ inputs, backend }: KernelArgs): tf.TensorInfo {
   const [vocab, dim] = table.shape as [number, number];
   const [batch, length] = ids.shape as [number, number];
   const count = batch * length * dim;
-  return run(backend as unknown as WebGpuBackend, {
+  return run(backend, {
     key: 'grEmbed',
-    inputs: [
-      ['table', table],
-      ['positions', positions],
-      ['ids', ids],
-    ],
+    inputs: { table, positions, ids },
     outputShape: [batch, length, dim],
     workgroups: Math.ceil(count / WORKGROUP),
-    uniforms: [
-      ['count', 'i32', count],
-      ['dim', 'i32', dim],
-      ['length', 'i32', length],
-      ['vocab', 'i32', vocab],
-    ],
-    code: `
-fn main(index : i32) {
-  if (index >= uniforms.count) { return; }
+    ints: { count, dim, length, vocab },
+    code: perItem(`
   let token = index / uniforms.dim;
   let j = index - token * uniforms.dim;
-  let t = token % uniforms.length;
   let id = ids[token];
   var embedded = 0.0;
   if (id >= 0 && id < uniforms.vocab) { embedded = table[id * uniforms.dim + j]; }
-  result[index] = embedded + positions[t * uniforms.dim + j];
-}`,
+  result[index] = embedded + positions[(token % uniforms.length) * uniforms.dim + j];`),
   });
 }
 
 function embedBackward({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
   const { ids, dy } = inputs as Record<'ids' | 'dy', tf.TensorInfo>;
-  const gpu = backend as unknown as WebGpuBackend;
   const { vocabSize, contextLength } = attrs as { vocabSize: number; contextLength: number };
   const [batch, length] = ids.shape as [number, number];
   const dim = dy.shape[2]!;
-  const uniforms = [
-    ['tokens', 'i32', batch * length],
-    ['batch', 'i32', batch],
-    ['length', 'i32', length],
-    ['dim', 'i32', dim],
-    ['vocab', 'i32', vocabSize],
-    ['context', 'i32', contextLength],
-  ] as const;
   // One workgroup per vocabulary row: the ids are read in tiles of 64 through workgroup memory
   // and each thread sums the gradient rows of the matching tokens for its columns (a scatter-add
   // without atomics, which WGSL lacks for floats).
-  const dTable = run(gpu, {
+  const dTable = run(backend, {
     key: 'grEmbedDTable',
-    inputs: [
-      ['ids', ids],
-      ['dy', dy],
-    ],
+    inputs: { ids, dy },
     outputShape: [vocabSize, dim],
     workgroups: vocabSize,
-    uniforms,
+    ints: { tokens: batch * length, dim, vocab: vocabSize },
     code: `
 var<workgroup> tile : array<i32, ${WORKGROUP}>;
 fn main(index : i32) {
@@ -686,16 +585,14 @@ fn main(index : i32) {
 }`,
   });
   // Positions past the sequence length got no gradient: zeros, in the variable's full shape.
-  const positionCount = contextLength * dim;
-  const dPositions = run(gpu, {
+  const count = contextLength * dim;
+  const dPositions = run(backend, {
     key: 'grEmbedDPositions',
-    inputs: [['dy', dy]],
+    inputs: { dy },
     outputShape: [contextLength, dim],
-    workgroups: Math.ceil(positionCount / WORKGROUP),
-    uniforms,
-    code: `
-fn main(index : i32) {
-  if (index >= uniforms.context * uniforms.dim) { return; }
+    workgroups: Math.ceil(count / WORKGROUP),
+    ints: { count, batch, length, dim },
+    code: perItem(`
   let t = index / uniforms.dim;
   let j = index - t * uniforms.dim;
   var sum = 0.0;
@@ -704,18 +601,31 @@ fn main(index : i32) {
       sum += dy[(b * uniforms.length + t) * uniforms.dim + j];
     }
   }
-  result[index] = sum;
-}`,
+  result[index] = sum;`),
   });
   return [dTable, dPositions];
 }
 
-/** Log-sum-exp of row `row` of `logits` (every thread of the workgroup gets it). */
-const ROW_LOG_SUM_EXP_WGSL = `${workgroupReduction('rowMaximum', 'max')}${workgroupReduction(
-  'rowSum',
-  'sum',
-)}
-fn rowLogSumExp(row : i32, tid : i32, valid : bool) -> f32 {
+/**
+ * A program over the rows of `logits [R, V]`, one workgroup each, with `logSumExp` of the row
+ * computed first (every thread has it); `body` then writes the result.
+ */
+function logitRows(
+  backend: KernelArgs['backend'],
+  key: string,
+  inputs: ProgramSpec['inputs'],
+  outputShape: (rows: number, cols: number) => number[],
+  body: string,
+): tf.TensorInfo {
+  const [rows, cols] = (inputs as { logits: tf.TensorInfo }).logits.shape as [number, number];
+  return run(backend, {
+    key,
+    inputs,
+    outputShape: outputShape(rows, cols),
+    workgroups: rows,
+    ints: { rows, cols },
+    code: `${workgroupReduction('rowMaximum', 'max')}${workgroupReduction('rowSum', 'sum')}
+${workgroupReduction('weightTotal', 'sum')}${perRow(`
   let cols = uniforms.cols;
   var largest = -3.4028234e38;
   if (valid) {
@@ -726,96 +636,61 @@ fn rowLogSumExp(row : i32, tid : i32, valid : bool) -> f32 {
   if (valid) {
     for (var c = tid; c < cols; c += ${WORKGROUP}) { sum += exp(logits[row * cols + c] - rowMax); }
   }
-  return rowMax + log(rowSum(sum, tid));
-}
-`;
-
-function rowLosses(gpu: WebGpuBackend, logits: tf.TensorInfo, labels: tf.TensorInfo) {
-  const [rows, cols] = logits.shape as [number, number];
-  return run(gpu, {
-    key: 'grTokenLosses',
-    inputs: [
-      ['logits', logits],
-      ['labels', labels],
-    ],
-    outputShape: [rows],
-    workgroups: rows,
-    uniforms: [
-      ['rows', 'i32', rows],
-      ['cols', 'i32', cols],
-    ],
-    code: `${ROW_LOG_SUM_EXP_WGSL}
-fn main(index : i32) {
-  let row = index / ${WORKGROUP};
-  let tid = index % ${WORKGROUP};
-  let valid = row < uniforms.rows;
-  let logSumExp = rowLogSumExp(row, tid, valid);
-  if (valid && tid == 0) {
-    let label = labels[row];
-    var picked = 0.0;
-    if (label >= 0 && label < uniforms.cols) { picked = logits[row * uniforms.cols + label]; }
-    result[row] = logSumExp - picked;
-  }
-}`,
+  let logSumExp = rowMax + log(rowSum(sum, tid));
+  ${body}`)}`,
   });
 }
 
+function rowLosses(backend: KernelArgs['backend'], inputs: ProgramSpec['inputs']) {
+  return logitRows(
+    backend,
+    'grTokenLosses',
+    inputs,
+    (rows) => [rows],
+    `if (valid && tid == 0) {
+    let label = labels[row];
+    var picked = 0.0;
+    if (label >= 0 && label < cols) { picked = logits[row * cols + label]; }
+    result[row] = logSumExp - picked;
+  }`,
+  );
+}
+
 /**
- * `dLogits = coefficient_r · (softmax(logits_r) − oneHot(label_r))`, one workgroup per row;
- * `coefficientWgsl` defines `let coefficient` from `row`, `tid` and `valid` (in uniform control
- * flow, so it may reduce over the workgroup).
+ * `dLogits = coefficient_r · (softmax(logits_r) − oneHot(label_r))`; `coefficientWgsl` defines
+ * `coefficient` (in uniform control flow, so it may reduce over the workgroup).
  */
 function crossEntropyGradient(
-  gpu: WebGpuBackend,
+  backend: KernelArgs['backend'],
   key: string,
   inputs: ProgramSpec['inputs'],
   coefficientWgsl: string,
 ): tf.TensorInfo {
-  const [rows, cols] = inputs[0]![1].shape as [number, number];
-  return run(gpu, {
+  return logitRows(
+    backend,
     key,
     inputs,
-    outputShape: [rows, cols],
-    workgroups: rows,
-    uniforms: [
-      ['rows', 'i32', rows],
-      ['cols', 'i32', cols],
-    ],
-    code: `${ROW_LOG_SUM_EXP_WGSL}${workgroupReduction('weightTotal', 'sum')}
-fn main(index : i32) {
-  let row = index / ${WORKGROUP};
-  let tid = index % ${WORKGROUP};
-  let valid = row < uniforms.rows;
-  let logSumExp = rowLogSumExp(row, tid, valid);
-  ${coefficientWgsl}
+    (rows, cols) => [rows, cols],
+    `${coefficientWgsl}
   if (valid) {
-    let label = labels[row];
-    let cols = uniforms.cols;
     for (var c = tid; c < cols; c += ${WORKGROUP}) {
       var picked = 0.0;
-      if (c == label) { picked = 1.0; }
+      if (c == labels[row]) { picked = 1.0; }
       result[row * cols + c] = coefficient * (exp(logits[row * cols + c] - logSumExp) - picked);
     }
-  }
-}`,
-  });
+  }`,
+  );
 }
 
 function tokenLossesForward({ inputs, backend }: KernelArgs): tf.TensorInfo {
-  const { logits, labels } = inputs as Record<'logits' | 'labels', tf.TensorInfo>;
-  return rowLosses(backend as unknown as WebGpuBackend, logits, labels);
+  return rowLosses(backend, inputs);
 }
 
 function tokenLossesBackward({ inputs, backend }: KernelArgs): tf.TensorInfo {
-  const { logits, labels, dy } = inputs as Record<'logits' | 'labels' | 'dy', tf.TensorInfo>;
   return crossEntropyGradient(
-    backend as unknown as WebGpuBackend,
+    backend,
     'grTokenLossesGrad',
-    [
-      ['logits', logits],
-      ['labels', labels],
-      ['dy', dy],
-    ],
+    inputs,
     'var coefficient = 0.0;\n  if (valid) { coefficient = dy[row]; }',
   );
 }
@@ -825,19 +700,14 @@ function tokenCrossEntropyForward({ inputs, backend }: KernelArgs): tf.TensorInf
     'logits' | 'labels' | 'weights',
     tf.TensorInfo
   >;
-  const gpu = backend as unknown as WebGpuBackend;
-  const losses = rowLosses(gpu, logits, labels);
-  const rows = logits.shape[0]!;
+  const losses = rowLosses(backend, { logits, labels });
   // One workgroup: the weighted sum and the weight total of every row.
-  const mean = run(gpu, {
+  const mean = run(backend, {
     key: 'grWeightedMean',
-    inputs: [
-      ['losses', losses],
-      ['weights', weights],
-    ],
+    inputs: { losses, weights },
     outputShape: [1],
     workgroups: 1,
-    uniforms: [['rows', 'i32', rows]],
+    ints: { rows: logits.shape[0]! },
     code: `${workgroupReduction('weightedSum', 'sum')}${workgroupReduction('weightTotal', 'sum')}
 fn main(index : i32) {
   let tid = index % ${WORKGROUP};
@@ -852,25 +722,16 @@ fn main(index : i32) {
   if (index == 0) { result[0] = sum / count; }
 }`,
   });
-  gpu.disposeData(losses.dataId);
+  dispose(backend, losses);
   return mean;
 }
 
 function tokenCrossEntropyBackward({ inputs, backend }: KernelArgs): tf.TensorInfo {
-  const { logits, labels, weights, dy } = inputs as Record<
-    'logits' | 'labels' | 'weights' | 'dy',
-    tf.TensorInfo
-  >;
   // Every workgroup sums the weights itself: R reads each, cheaper than another dispatch.
   return crossEntropyGradient(
-    backend as unknown as WebGpuBackend,
+    backend,
     'grTokenCrossEntropyGrad',
-    [
-      ['logits', logits],
-      ['labels', labels],
-      ['weights', weights],
-      ['dy', dy],
-    ],
+    inputs,
     `var ownWeights = 0.0;
   for (var r = tid; r < uniforms.rows; r += ${WORKGROUP}) { ownWeights += weights[r]; }
   let count = max(weightTotal(ownWeights, tid), 1.0);
@@ -879,25 +740,30 @@ function tokenCrossEntropyBackward({ inputs, backend }: KernelArgs): tf.TensorIn
   );
 }
 
-function config(kernelName: string, kernelFunc: (args: KernelArgs) => unknown): tf.KernelConfig {
-  return { kernelName, backendName: 'webgpu', kernelFunc: kernelFunc as tf.KernelFunc };
-}
+/** Each fused op's forward and backward kernel functions. */
+const FUSED_OPS = [
+  ['layerNorm', layerNormForward, layerNormBackward],
+  ['gelu', geluForward, geluBackward],
+  ['causalAttention', attentionForward, attentionBackward],
+  ['embed', embedForward, embedBackward],
+  ['tokenLosses', tokenLossesForward, tokenLossesBackward],
+  ['tokenCrossEntropy', tokenCrossEntropyForward, tokenCrossEntropyBackward],
+] as const;
 
-/** The transformer's fused kernels (see the kernel names above). */
+/** The transformer's fused kernels (see {@link TransformerKernel}). */
 export const transformerKernels: WebGpuKernelSet = {
   name: 'transformer',
-  kernels: () => [
-    config(LAYER_NORM_KERNEL, layerNormForward),
-    config(LAYER_NORM_GRAD_KERNEL, layerNormBackward),
-    config(GELU_KERNEL, geluForward),
-    config(GELU_GRAD_KERNEL, geluBackward),
-    config(CAUSAL_ATTENTION_KERNEL, attentionForward),
-    config(CAUSAL_ATTENTION_GRAD_KERNEL, attentionBackward),
-    config(EMBED_KERNEL, embedForward),
-    config(EMBED_GRAD_KERNEL, embedBackward),
-    config(TOKEN_LOSSES_KERNEL, tokenLossesForward),
-    config(TOKEN_LOSSES_GRAD_KERNEL, tokenLossesBackward),
-    config(TOKEN_CROSS_ENTROPY_KERNEL, tokenCrossEntropyForward),
-    config(TOKEN_CROSS_ENTROPY_GRAD_KERNEL, tokenCrossEntropyBackward),
-  ],
+  kernels: () =>
+    FUSED_OPS.flatMap(([op, forward, backward]) =>
+      [
+        [TransformerKernel[op], forward],
+        [TransformerKernel[`${op}Grad`], backward],
+      ].map(
+        ([kernelName, kernelFunc]): tf.KernelConfig => ({
+          kernelName: kernelName as string,
+          backendName: 'webgpu',
+          kernelFunc: kernelFunc as tf.KernelFunc,
+        }),
+      ),
+    ),
 };
