@@ -286,7 +286,12 @@ describe.skipIf(unavailable !== null)('fused transformer kernels on WebGPU', () 
         [uniform([vocab, dim], 6), uniform([context, dim], 7), integers([batch, length], 8, vocab)],
         [0, 1],
       );
-      expect(fused(programs)).toEqual(['grEmbed', 'grEmbedDTable', 'grEmbedDPositions']);
+      expect(fused(programs)).toEqual([
+        'grEmbed',
+        'grEmbedChains',
+        'grEmbedDTable',
+        'grEmbedDPositions',
+      ]);
     },
   );
 

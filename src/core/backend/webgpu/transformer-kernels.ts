@@ -93,6 +93,8 @@ interface ProgramSpec {
    */
   readonly inputs: tf.NamedTensorInfoMap;
   readonly outputShape: number[];
+  /** Default float32. */
+  readonly outputDtype?: 'float32' | 'int32';
   readonly workgroups: number;
   /** Integer uniforms, then `floats`, readable in WGSL as `uniforms.name`. */
   readonly ints: Readonly<Record<string, number>>;
@@ -126,7 +128,7 @@ function run(backend: KernelArgs['backend'], spec: ProgramSpec): tf.TensorInfo {
   return (backend as unknown as WebGpuBackend).runWebGPUProgram(
     program,
     Object.values(spec.inputs) as tf.TensorInfo[],
-    'float32',
+    spec.outputDtype ?? 'float32',
     uniforms,
   );
 }
@@ -550,40 +552,54 @@ function embedBackward({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] 
   const { vocabSize, contextLength } = attrs as { vocabSize: number; contextLength: number };
   const [batch, length] = ids.shape as [number, number];
   const dim = dy.shape[2]!;
-  // One workgroup per vocabulary row: the ids are read in tiles of 64 through workgroup memory
-  // and each thread sums the gradient rows of the matching tokens for its columns (a scatter-add
-  // without atomics, which WGSL lacks for floats).
+  const tokens = batch * length;
+  // A scatter-add without float atomics (WGSL has none), deterministic: first each id's chain of
+  // tokens, as `[V + N]` ints: the first token with id v at v, the next token with the same id
+  // as token n at V + n (-1 ends a chain). Finding them costs V·N + N²/2 id comparisons, where
+  // scanning every token for every table entry would cost V·N·D.
+  const chains = run(backend, {
+    key: 'grEmbedChains',
+    inputs: { ids },
+    outputShape: [vocabSize + tokens],
+    outputDtype: 'int32',
+    workgroups: Math.ceil((vocabSize + tokens) / WORKGROUP),
+    ints: { count: vocabSize + tokens, tokens, vocab: vocabSize },
+    code: perItem(`
+  var first = 0;
+  var id = index;
+  if (index >= uniforms.vocab) {
+    first = index - uniforms.vocab + 1;
+    id = ids[index - uniforms.vocab];
+  }
+  var next = -1;
+  for (var token = first; token < uniforms.tokens; token++) {
+    if (ids[token] == id) {
+      next = token;
+      break;
+    }
+  }
+  result[index] = next;`),
+  });
+  // Then a thread per table entry walks its id's chain in token order.
+  const tableCount = vocabSize * dim;
   const dTable = run(backend, {
     key: 'grEmbedDTable',
-    inputs: { ids, dy },
+    inputs: { chains, dy },
     outputShape: [vocabSize, dim],
-    workgroups: vocabSize,
-    ints: { tokens: batch * length, dim, vocab: vocabSize },
-    code: `
-var<workgroup> tile : array<i32, ${WORKGROUP}>;
-fn main(index : i32) {
-  let v = index / ${WORKGROUP};
-  let tid = index % ${WORKGROUP};
-  for (var j0 = 0; j0 < uniforms.dim; j0 += ${WORKGROUP}) {
-    let j = j0 + tid;
-    var sum = 0.0;
-    for (var start = 0; start < uniforms.tokens; start += ${WORKGROUP}) {
-      var id = -1;
-      if (start + tid < uniforms.tokens) { id = ids[start + tid]; }
-      tile[tid] = id;
-      workgroupBarrier();
-      if (j < uniforms.dim) {
-        let end = min(${WORKGROUP}, uniforms.tokens - start);
-        for (var i = 0; i < end; i++) {
-          if (tile[i] == v) { sum += dy[(start + i) * uniforms.dim + j]; }
-        }
-      }
-      workgroupBarrier();
-    }
-    if (v < uniforms.vocab && j < uniforms.dim) { result[v * uniforms.dim + j] = sum; }
+    workgroups: Math.ceil(tableCount / WORKGROUP),
+    ints: { count: tableCount, vocab: vocabSize, dim },
+    code: perItem(`
+  let v = index / uniforms.dim;
+  let j = index - v * uniforms.dim;
+  var sum = 0.0;
+  var token = chains[v];
+  while (token >= 0) {
+    sum += dy[token * uniforms.dim + j];
+    token = chains[uniforms.vocab + token];
   }
-}`,
+  result[index] = sum;`),
   });
+  dispose(backend, chains);
   // Positions past the sequence length got no gradient: zeros, in the variable's full shape.
   const count = contextLength * dim;
   const dPositions = run(backend, {
