@@ -217,6 +217,17 @@ describe.skipIf(unavailable !== null)('fused transformer kernels on WebGPU', () 
     },
   );
 
+  it('past 65,535 workgroups (a dispatch tfjs folds into two dimensions) every row and item is computed', async () => {
+    // 65,600 rows: one workgroup each for the layer norm, 1,025 for GELU's 65,600 items.
+    await compareWithCpu(
+      (x, gain, shift) => gelu(layerNorm(x!, gain!, shift!)),
+      [uniform([65_600, 2], 17, -3, 3), uniform([2], 18, 0.5, 1.5), uniform([2], 19)],
+      [0, 1, 2],
+      // Rows of two close values have a large 1/σ, which scales float32 rounding up.
+      1e-4,
+    );
+  });
+
   it('layerNorm names a gain or shift of the wrong shape', () => {
     const x = tf.zeros([2, 4]);
     const gain = tf.ones([3]);
