@@ -283,6 +283,23 @@ describe.skipIf(unavailable !== null)('fused transformer kernels on WebGPU', () 
     },
   );
 
+  it('attention heads wider than 128 take the composite (each thread would hold too many values)', async () => {
+    const length = 3;
+    const bias = new Float32Array(length * length);
+    for (let q = 0; q < length; q++)
+      for (let k = q + 1; k < length; k++) bias[q * length + k] = -1e9;
+    const programs = await compareWithCpu(
+      (qkv, causalBias) => causalSelfAttention(qkv as tf.Tensor3D, 1, causalBias as tf.Tensor2D),
+      [
+        uniform([2, length, 3 * 129], 20, -1, 1),
+        { values: bias, shape: [length, length], dtype: 'float32' },
+      ],
+      [0],
+    );
+    expect(fused(programs)).toEqual([]);
+    expect(programs.length).toBeGreaterThan(10);
+  });
+
   it.each([
     // vocabulary, context, width, batch, length
     [7, 9, 5, 2, 7],
