@@ -5,8 +5,8 @@ import type { WebGpuKernelSet } from './install.js';
  * Fused WebGPU kernels for the pieces of a transformer that tfjs runs as many small programs:
  * layer norm, GELU, causal multi-head attention, token + position embedding and per-token
  * cross-entropy. Each forward and each backward is one to four WGSL programs where tfjs's stock
- * ops take tens (a layer norm's forward and backward are about 30 programs; one attention block
- * about 30). The ops that use them (`src/core/models/transformer-ops.ts`) look these kernels up by
+ * ops take tens, and on a GPU a training step is bound by the CPU work of each program. The ops
+ * that use them (`src/core/models/transformer-ops.ts`) look these kernels up by
  * name and run their composite of stock ops wherever they are missing, so every other backend
  * computes exactly what it did before.
  *
