@@ -2,6 +2,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
 import type { ForwardContext } from '../routing/points.js';
 import { seededRandom } from '../util/random.js';
+import {
+  causalSelfAttention,
+  embedTokensAndPositions,
+  gelu,
+  layerNorm,
+  tokenCrossEntropy,
+  tokenLosses,
+} from './transformer-ops.js';
+
+export { tokenCrossEntropy, tokenLosses };
 
 /** Shape and initialisation of a {@link TinyTransformer}. */
 export interface TransformerConfig {
@@ -126,45 +136,6 @@ export function transformerRoutingPoints(numLayers: number): string[] {
   }
   points.push('final');
   return points;
-}
-
-function gelu(x: tf.Tensor): tf.Tensor {
-  // The tanh form (GPT-2's): tfjs-core has no GELU op, and every op here has a gradient.
-  return tf.tidy(() => {
-    const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
-    return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
-  });
-}
-
-/**
- * `embedding[tokens]` with the gradient `oneHot(tokens)ᵀ · dy` as one matMul: tfjs's own
- * gradient of `gather` needs UnsortedSegmentSum, which the wasm backend lacks.
- */
-function embedTokens(embedding: tf.Tensor, tokens: tf.Tensor2D): tf.Tensor3D {
-  const [batch, length] = tokens.shape;
-  const [vocab, dim] = embedding.shape as [number, number];
-  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [table, ids, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
-    // Saved, not closed over: tokens made inside the function being differentiated are disposed
-    // before the backward pass, and only saved tensors outlive it.
-    save([ids]);
-    return {
-      value: tf.gather(table, ids),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const savedIds = saved[0]!;
-        const flatIds = tf.reshape(savedIds, [-1]) as tf.Tensor1D;
-        const oneHot = tf.oneHot(flatIds, vocab);
-        const grad = tf.matMul(oneHot, tf.reshape(dy, [-1, dim]) as tf.Tensor2D, true, false);
-        return [grad, tf.zerosLike(savedIds)];
-      },
-    };
-  });
-  return tf.reshape(op(embedding, tokens), [batch, length, dim]) as tf.Tensor3D;
-}
-
-function layerNorm(x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5))), gain), bias);
 }
 
 /** `x [.., a] · w [a, b] + bias [b]` as one 2-D product (tfjs matMul needs equal ranks). */
@@ -374,26 +345,15 @@ export class TinyTransformer {
       );
     }
     const { modelDim: d, numHeads: heads } = this.config;
-    const headDim = d / heads;
     const point = <T extends tf.Tensor>(name: string, x: T): T =>
       context === undefined ? x : context.point(name, x);
     const run = () => {
-      const positions = tf.slice(this.positions, [0, 0], [length, d]);
-      let x = tf.add(embedTokens(this.embedding, tokens), positions);
+      let x = embedTokensAndPositions(this.embedding, this.positions, tokens);
       x = point('embed', x);
-      const bias = tf.slice(this.causalBias, [0, 0], [length, length]);
-      const toHeads = (t: tf.Tensor) =>
-        tf.transpose(tf.reshape(t, [batch, length, heads, headDim]), [0, 2, 1, 3]);
       this.blocks.forEach((b, i) => {
         const h1 = layerNorm(x, b.ln1Gain, b.ln1Bias);
-        const qkv = dense(h1, b.qkvWeight, b.qkvBias);
-        const [q, k, v] = tf.split(qkv, 3, -1) as [tf.Tensor, tf.Tensor, tf.Tensor];
-        const scores = tf.add(
-          tf.mul(tf.matMul(toHeads(q), toHeads(k), false, true), 1 / Math.sqrt(headDim)),
-          bias,
-        );
-        const attended = tf.matMul(tf.softmax(scores, -1), toHeads(v));
-        const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [batch, length, d]);
+        const qkv = dense(h1, b.qkvWeight, b.qkvBias) as tf.Tensor3D;
+        const merged = causalSelfAttention(qkv, heads, this.causalBias);
         const attnOut = point(
           `blocks.${i}.attn.out`,
           dense(merged, b.attnOutWeight, b.attnOutBias),
@@ -493,29 +453,4 @@ export function createTransformer(config: TransformerConfig): TinyTransformer {
   } finally {
     for (const v of values.values()) v.dispose();
   }
-}
-
-/**
- * Mean next-token cross-entropy in nats per counted token. `logits [B, T, V]`, `targets int32
- * [B, T]`, `weights [B, T]` (1 = count the token, 0 = padding). Differentiable.
- */
-export function tokenCrossEntropy(
-  logits: tf.Tensor3D,
-  targets: tf.Tensor2D,
-  weights: tf.Tensor2D,
-): tf.Scalar {
-  return tf.tidy(() => {
-    const perToken = tokenLosses(logits, targets);
-    return tf.div(tf.sum(tf.mul(perToken, weights)), tf.maximum(tf.sum(weights), 1)) as tf.Scalar;
-  });
-}
-
-/** Per-token next-token cross-entropy `[B, T]` in nats. */
-export function tokenLosses(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => {
-    const vocab = logits.shape[2];
-    const lse = tf.logSumExp(logits, -1);
-    const picked = tf.sum(tf.mul(logits, tf.oneHot(targets, vocab)), -1);
-    return tf.sub(lse, picked) as tf.Tensor2D;
-  });
 }
