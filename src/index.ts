@@ -20,6 +20,7 @@ export { installFastKernels } from './core/backend/fast-kernels.js';
 export {
   type BackendChoice,
   type BackendName,
+  MAX_WASM_THREADS,
   type SelectBackendOptions,
   selectBackend,
 } from './core/backend/select.js';

@@ -126,12 +126,32 @@ export interface SplitExperimentResult {
   model: Autoencoder;
 }
 
+/** The phases of {@link runSplitExperiment}, in order. */
+export type SplitPhase = 'train' | 'evaluate' | 'probe';
+
+/** Progress of the phases after training, which would otherwise run silently for minutes. */
+export interface SplitPhaseProgress {
+  readonly phase: 'evaluate' | 'probe';
+  /**
+   * Work done and total: test examples scored (`evaluate`), or probe epochs over all latent
+   * slices (`probe`; slice after slice, each for `config.probe.epochs`).
+   */
+  readonly done: number;
+  readonly total: number;
+  /** `probe`: the slice being probed, an index into the partition's regions. */
+  readonly slice?: number;
+  /** `probe`: the epoch's mean training MAE of the slice's decoder. */
+  readonly loss?: number;
+}
+
 /** Callbacks of {@link runSplitExperiment}. */
 export interface SplitExperimentCallbacks {
   /** Called after every training step (see {@link FitProgress}). */
   onTrainProgress?: (progress: FitProgress) => void;
   /** Called when a phase starts: training, evaluation on the test set, post-hoc probes. */
-  onPhase?: (phase: 'train' | 'evaluate' | 'probe') => void;
+  onPhase?: (phase: SplitPhase) => void;
+  /** Called after every evaluation batch and every probe epoch. */
+  onPhaseProgress?: (progress: SplitPhaseProgress) => void;
 }
 
 /**
@@ -196,7 +216,13 @@ export async function runSplitExperiment(
     );
     const trainSeconds = (performance.now() - started) / 1000;
     callbacks.onPhase?.('evaluate');
-    const errors = await perLabelErrors(model, testX, test.labels, { numClasses });
+    const { onPhaseProgress } = callbacks;
+    const errors = await perLabelErrors(model, testX, test.labels, {
+      numClasses,
+      ...(onPhaseProgress && {
+        onProgress: (done, total) => onPhaseProgress({ phase: 'evaluate', done, total }),
+      }),
+    });
     const certificates = errors.certificates.map((perLabelMae, g) => ({
       region: regions[g]!,
       ownGroup: g,
@@ -217,6 +243,16 @@ export async function runSplitExperiment(
         numLabels: numClasses,
         hidden: [...config.model.hidden].reverse(),
         seed: config.fit.seed,
+        ...(onPhaseProgress && {
+          onProgress: ({ slice, epoch, epochs, loss }) =>
+            onPhaseProgress({
+              phase: 'probe',
+              done: slice * epochs + epoch,
+              total: regions.length * epochs,
+              slice,
+              loss,
+            }),
+        }),
       });
       probes = probe.slices;
     }

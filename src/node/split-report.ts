@@ -6,6 +6,7 @@ import { GradientRoutingError } from '../core/errors.js';
 import { groupedBarChartSpec, lineChartSpec } from '../experiments/reports/charts.js';
 import type { PixelBuffer } from '../experiments/reports/grid.js';
 import { imageGrid } from '../experiments/reports/grid.js';
+import { pipelineCheckNote } from '../experiments/reports/pipeline-check.js';
 import {
   formatSplitTable,
   groupKeys,
@@ -129,8 +130,7 @@ export async function writeSplitReport(
       failed.push({ file, error: error instanceof Error ? error : new Error(String(error)) });
     }
   };
-  // Smoke runs a few steps on a subset: its figures only show that the pipeline works.
-  const note = summary.preset === 'smoke' ? ' [smoke: checks the pipeline only]' : '';
+  const note = pipelineCheckNote(summary.preset);
   await figure(files.reconstructions, async () => {
     const grid = await reconstructionGrid(result, test, options);
     const keys = groupKeys(result.config.partition.length);
@@ -142,7 +142,7 @@ export async function writeSplitReport(
     ];
     await writeFileAtomic(
       files.reconstructions,
-      await labelledGridPng(grid, labels, `Test reconstructions${note}`),
+      await labelledGridPng(grid, labels, `Test reconstructions${note ? ` (${note})` : ''}`),
     );
   });
   const keys = groupKeys(result.config.partition.length);
@@ -159,7 +159,8 @@ export async function writeSplitReport(
         ],
         labelTitle: 'digit',
         valueTitle: 'test MAE',
-        title: `Per-digit reconstruction error (${summary.routed ? 'routed' : 'no routing'})${note}`,
+        title: `Per-digit reconstruction error (${summary.routed ? 'routed' : 'no routing'})`,
+        ...(note && { subtitle: note }),
       }),
     ),
   );
@@ -175,7 +176,8 @@ export async function writeSplitReport(
           },
         ],
         valueTitle: 'loss',
-        title: `Training loss${note}`,
+        title: 'Training loss',
+        ...(note && { subtitle: note }),
       }),
     ),
   );
