@@ -24,6 +24,8 @@ export interface ValueType<T> {
   readonly accepts: string;
   /** Whether the placeholder lists every accepted value, so --help need not repeat them. */
   readonly listedInPlaceholder?: boolean;
+  /** What was wrong with rejected text, e.g. `got '2' in '0.5,2'`. Default `got 'TEXT'`. */
+  readonly rejected?: (text: string) => string;
   /** The value, or `undefined` when the text is not accepted. */
   readonly parse: (text: string) => T | undefined;
 }
@@ -116,6 +118,11 @@ export function listOf<T>(item: ValueType<T>, items: string, example: string): V
     placeholder: `${item.placeholder}[,${item.placeholder}...]`,
     listedInPlaceholder: item.listedInPlaceholder === true && item.accepts === 'a value',
     accepts: `${items} separated by commas (e.g. ${example})`,
+    rejected: (value) => {
+      const bad = value.split(',').find((part) => item.parse(part.trim()) === undefined);
+      if (bad === undefined || bad === value) return `got '${value}'`;
+      return bad.trim() === '' ? `got an empty entry in '${value}'` : `got '${bad}' in '${value}'`;
+    },
     parse: (value) => {
       const parsed = value.split(',').map((part) => item.parse(part.trim()));
       return parsed.every((entry) => entry !== undefined) ? (parsed as T[]) : undefined;
@@ -218,7 +225,8 @@ export function parseArguments<S extends OptionSpecs>(
     }
     const parsed = spec.type.parse(value);
     if (parsed === undefined) {
-      throw new UsageError(`--${name} needs ${spec.type.accepts}, got '${value}'`);
+      const got = spec.type.rejected?.(value) ?? `got '${value}'`;
+      throw new UsageError(`--${name} needs ${spec.type.accepts}, ${got}`);
     }
     values[name] = parsed;
   }

@@ -102,6 +102,39 @@ describe('runSplitExperiment, phases and results', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('reports progress through evaluation and every probe epoch, after their phase starts', async () => {
+    const data = { train: twoClassImages(40, 1), test: twoClassImages(12, 2) };
+    const log: string[] = [];
+    const losses: number[] = [];
+    const before = tf.memory().numTensors;
+    const result = await runSplitExperiment(
+      data,
+      { ...tiny, probe: { ...tiny.probe, epochs: 2 } },
+      {
+        onPhase: (phase) => log.push(phase),
+        onPhaseProgress: ({ phase, done, total, slice, loss }) => {
+          log.push(`${phase} ${done}/${total}${slice === undefined ? '' : ` slice ${slice}`}`);
+          if (loss !== undefined) losses.push(loss);
+        },
+      },
+    );
+    // The 12 test images fit one evaluation batch; 2 blocks of 2 probe epochs each.
+    expect(log).toEqual([
+      'train',
+      'evaluate',
+      'evaluate 12/12',
+      'probe',
+      'probe 1/4 slice 0',
+      'probe 2/4 slice 0',
+      'probe 3/4 slice 1',
+      'probe 4/4 slice 1',
+    ]);
+    expect(losses).toHaveLength(4);
+    for (const loss of losses) expect(loss).toBeGreaterThan(0);
+    result.model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('skips the probes when probe.epochs is 0 and the certificates when their weight is 0', async () => {
     const data = { train: twoClassImages(24, 3), test: twoClassImages(8, 4) };
     const phases: string[] = [];
