@@ -159,7 +159,7 @@ function phaseProgress(config: SplitExperimentConfig) {
       const label =
         p.phase === 'evaluate'
           ? `evaluate ${p.done}/${p.total} test images`
-          : `probe epoch ${p.done}/${p.total} (block ${(p.slice ?? 0) + 1} loss ${p.loss?.toFixed(4)})`;
+          : `probe step ${p.done}/${p.total} (block ${(p.slice ?? 0) + 1} of ${config.partition.length}${p.loss === undefined ? '' : `, last epoch's loss ${p.loss.toFixed(4)}`})`;
       progress.update({ done: p.done, total: p.total, label });
     },
   };

@@ -133,6 +133,7 @@ export {
   type ProbeOptions,
   type ProbeProgress,
   type ProbeResult,
+  type ProbeStepProgress,
   probeLatentSlices,
   type SliceReport,
 } from './core/probing/probe.js';

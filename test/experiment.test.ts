@@ -176,7 +176,7 @@ describe.skipIf(process.env.GR_MUTATION === '1')('examples/mnist-split.ts', () =
     expect(readFileSync(path.join(out, 'table.md'), 'utf8')).toMatch(/^\*\*smoke run: checks/);
     // Every phase after training reports progress too.
     expect(stderr).toMatch(/^mnist-split: evaluate 1000\/1000 test images$/m);
-    expect(stderr).toMatch(/^mnist-split: probe epoch 2\/2 \(block 2 loss \d/m);
+    expect(stderr).toMatch(/^mnist-split: probe step 32\/32 \(block 2 of 2\)$/m);
     // The table comes before the list of written files.
     expect(stdout.indexOf('| digit |')).toBeLessThan(stdout.indexOf('written to'));
     await useBackend('cpu');

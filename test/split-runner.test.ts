@@ -102,36 +102,48 @@ describe('runSplitExperiment, phases and results', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('reports progress through evaluation and every probe epoch, after their phase starts', async () => {
+  it('reports progress through evaluation and every probe batch, after their phase starts', async () => {
     const data = { train: twoClassImages(40, 1), test: twoClassImages(12, 2) };
     const log: string[] = [];
-    const losses: number[] = [];
+    const losses: (number | undefined)[] = [];
     const before = tf.memory().numTensors;
     const result = await runSplitExperiment(
       data,
       { ...tiny, probe: { ...tiny.probe, epochs: 2 } },
       {
         onPhase: (phase) => log.push(phase),
-        onPhaseProgress: ({ phase, done, total, slice, loss }) => {
+        onPhaseProgress: ({ phase, done, total, slice }) => {
           log.push(`${phase} ${done}/${total}${slice === undefined ? '' : ` slice ${slice}`}`);
-          if (loss !== undefined) losses.push(loss);
         },
       },
     );
-    // The 12 test images fit one evaluation batch; 2 blocks of 2 probe epochs each.
+    result.model.dispose();
+    // The 12 test images fit one evaluation batch; each of 2 blocks gets 2 probe epochs of
+    // ceil(40 / 8) = 5 batches.
     expect(log).toEqual([
       'train',
       'evaluate',
       'evaluate 12/12',
       'probe',
-      'probe 1/4 slice 0',
-      'probe 2/4 slice 0',
-      'probe 3/4 slice 1',
-      'probe 4/4 slice 1',
+      ...Array.from({ length: 20 }, (_, i) => `probe ${i + 1}/20 slice ${i < 10 ? 0 : 1}`),
     ]);
-    expect(losses).toHaveLength(4);
-    for (const loss of losses) expect(loss).toBeGreaterThan(0);
-    result.model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    // A probe step carries its slice's last finished epoch's loss: none in a slice's first epoch.
+    const probed = await runSplitExperiment(
+      data,
+      { ...tiny, probe: { ...tiny.probe, epochs: 2 } },
+      { onPhaseProgress: (p) => p.phase === 'probe' && losses.push(p.loss) },
+    );
+    probed.model.dispose();
+    const epochLoss = (slice: number) => losses[slice * 10 + 5]!;
+    expect(losses).toEqual([
+      ...Array.from({ length: 5 }, () => undefined),
+      ...Array.from({ length: 5 }, () => epochLoss(0)),
+      ...Array.from({ length: 5 }, () => undefined),
+      ...Array.from({ length: 5 }, () => epochLoss(1)),
+    ]);
+    expect(epochLoss(0)).toBeGreaterThan(0);
+    expect(epochLoss(1)).toBeGreaterThan(0);
     expect(tf.memory().numTensors).toBe(before);
   });
 

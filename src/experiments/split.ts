@@ -133,14 +133,14 @@ export type SplitPhase = 'train' | 'evaluate' | 'probe';
 export interface SplitPhaseProgress {
   readonly phase: 'evaluate' | 'probe';
   /**
-   * Work done and total: test examples scored (`evaluate`), or probe epochs over all latent
-   * slices (`probe`; slice after slice, each for `config.probe.epochs`).
+   * Work done and total: test examples scored (`evaluate`), or probe training batches over all
+   * latent slices (`probe`; slice after slice, each for `config.probe.epochs` epochs).
    */
   readonly done: number;
   readonly total: number;
   /** `probe`: the slice being probed, an index into the partition's regions. */
   readonly slice?: number;
-  /** `probe`: the epoch's mean training MAE of the slice's decoder. */
+  /** `probe`: the mean training MAE of the last finished probe epoch (none before the first). */
   readonly loss?: number;
 }
 
@@ -150,7 +150,7 @@ export interface SplitExperimentCallbacks {
   onTrainProgress?: (progress: FitProgress) => void;
   /** Called when a phase starts: training, evaluation on the test set, post-hoc probes. */
   onPhase?: (phase: SplitPhase) => void;
-  /** Called after every evaluation batch and every probe epoch. */
+  /** Called after every evaluation batch and every probe training batch. */
   onPhaseProgress?: (progress: SplitPhaseProgress) => void;
 }
 
@@ -232,6 +232,7 @@ export async function runSplitExperiment(
     let probes: SliceReport[] = [];
     if (config.probe.epochs > 0) {
       callbacks.onPhase?.('probe');
+      let probeLoss: { slice: number; loss: number } | undefined;
       const probe = await probeLatentSlices({
         ...config.probe,
         encode: (x) => model.encode(x),
@@ -244,13 +245,17 @@ export async function runSplitExperiment(
         hidden: [...config.model.hidden].reverse(),
         seed: config.fit.seed,
         ...(onPhaseProgress && {
-          onProgress: ({ slice, epoch, epochs, loss }) =>
+          // The loss of the slice's last finished epoch rides along with the step counts.
+          onProgress: ({ slice, loss }) => {
+            probeLoss = { slice, loss };
+          },
+          onStep: ({ slice, epoch, epochs, step, stepsPerEpoch }) =>
             onPhaseProgress({
               phase: 'probe',
-              done: slice * epochs + epoch,
-              total: regions.length * epochs,
+              done: (slice * epochs + epoch - 1) * stepsPerEpoch + step,
+              total: regions.length * epochs * stepsPerEpoch,
               slice,
-              loss,
+              ...(probeLoss?.slice === slice && { loss: probeLoss.loss }),
             }),
         }),
       });
