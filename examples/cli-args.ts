@@ -98,11 +98,11 @@ export function oneOf<T extends string>(choices: readonly T[], placeholder?: str
   };
 }
 
-/** Any non-empty text, e.g. a path. */
-export function text(placeholder: string): ValueType<string> {
+/** Any non-empty text, e.g. a path; `what` says what it is (`a directory`). */
+export function text(placeholder: string, what: string): ValueType<string> {
   return {
     placeholder,
-    accepts: 'a value',
+    accepts: what,
     // Any text is accepted: there is nothing to list.
     listedInPlaceholder: true,
     parse: (value) => (value === '' ? undefined : value),
@@ -116,7 +116,7 @@ export function text(placeholder: string): ValueType<string> {
 export function listOf<T>(item: ValueType<T>, items: string, example: string): ValueType<T[]> {
   return {
     placeholder: `${item.placeholder}[,${item.placeholder}...]`,
-    listedInPlaceholder: item.listedInPlaceholder === true && item.accepts === 'a value',
+    listedInPlaceholder: item.listedInPlaceholder === true,
     accepts: `${items} separated by commas (e.g. ${example})`,
     rejected: (value) => {
       const bad = value.split(',').find((part) => item.parse(part.trim()) === undefined);

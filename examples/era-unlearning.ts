@@ -58,13 +58,13 @@ const command = {
         'the paper, overnight on a workstation CPU; smoke: seconds, only checks the pipeline)',
     },
     forget: {
-      type: listOf(text('LABEL'), 'labels', 'noun.plant,noun.animal'),
+      type: listOf(text('LABEL', 'a label'), 'labels', 'noun.plant,noun.animal'),
       help:
         'the concept to unlearn (default noun.plant); with WordNet these are\n' +
         'lexicographer files (noun.plant, noun.animal, verb.motion, ...)',
     },
     data: {
-      type: text('FILE'),
+      type: text('FILE', 'a file'),
       help:
         'your own corpus instead of WordNet: UTF-8, one document per line,\n' +
         "'LABEL<TAB>text'; blank lines and lines starting with # are skipped",
@@ -85,7 +85,7 @@ const command = {
     seed: { type: integer(0), help: 'seed of split, labels, weights and batch order' },
     ...backendOptions,
     out: {
-      type: text('DIR'),
+      type: text('DIR', 'a directory'),
       help:
         'where summary.json, table.md, details.json and the figures go\n' +
         '(default out/era-PRESET)',

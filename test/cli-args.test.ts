@@ -34,7 +34,7 @@ const command = {
     lr: { type: positiveNumber, help: 'learning rate' },
     fractions: { type: listOf(numberIn(0, 1), 'numbers in [0, 1]', '0.5,1'), help: 'shares' },
     mode: { type: oneOf(['fast', 'slow']), help: 'how' },
-    out: { type: text('DIR'), help: 'where' },
+    out: { type: text('DIR', 'a directory'), help: 'where' },
     ...backendOptions,
     quiet: { help: 'say less' },
   },
@@ -90,8 +90,8 @@ describe('parseArguments', () => {
 
   it('rejects missing values, unknown options, stray words and repeats', () => {
     expect(usageError('--steps')).toBe('--steps needs a value: an integer >= 1');
-    expect(usageError('--out', '--steps', '3')).toBe('--out needs a value: a value');
-    expect(usageError('--out=')).toBe('--out needs a value: a value');
+    expect(usageError('--out', '--steps', '3')).toBe('--out needs a value: a directory');
+    expect(usageError('--out=')).toBe('--out needs a value: a directory');
     expect(usageError('--frobnicate')).toBe('unknown option --frobnicate');
     expect(usageError('--constructor')).toBe('unknown option --constructor');
     expect(usageError('steps')).toBe("unexpected argument 'steps'; options start with --");
