@@ -225,7 +225,10 @@ describe.skipIf(process.env.GR_MUTATION === '1')('examples/mnist-split.ts', () =
     [['--out', ''], /--out needs a value/],
     [['--batch', '-1'], /--batch needs an integer >= 2, got '-1'/],
     [['--lr', '1e999'], /--lr needs a positive number, got '1e999'/],
-    [['--hidden', '64,0'], /--hidden needs positive integers separated by commas .*got '0' in '64,0'/],
+    [
+      ['--hidden', '64,0'],
+      /--hidden needs positive integers separated by commas .*got '0' in '64,0'/,
+    ],
     [['--frobnicate'], /unknown option --frobnicate/],
     [['--preset', 'huge'], /--preset needs one of paper, quick, smoke, got 'huge'/],
     [['--no-route=yes'], /--no-route takes no value/],
