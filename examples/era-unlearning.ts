@@ -6,115 +6,99 @@
 //   npm run era -- --data my-corpus.tsv --forget sports
 //   npm run era -- --help
 import { constants, rmdirSync } from 'node:fs';
-import { access, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { setMaskValidation } from 'gradient-routing';
 import {
   ERA_METHODS,
   type EraConfig,
-  type EraMethod,
   type EraPresetName,
   type EraProgress,
   eraPresets,
   formatEraTable,
+  pipelineCheckNote,
   runEraExperiment,
   summarizeEra,
+  withPipelineCheckNote,
 } from 'gradient-routing/experiments';
 import {
   assertLexnames,
-  type BackendChoice,
   type LabelledDocument,
   loadLabelledCorpus,
   loadWordNetGlosses,
-  selectNodeBackend,
+  prepareOutputDirectory,
   writeEraReport,
 } from 'gradient-routing/node';
+import {
+  backendOptions,
+  checkDirectoryOption,
+  checkOption,
+  exitWithError,
+  integer,
+  listOf,
+  numberIn,
+  oneOf,
+  readCommandLine,
+  startBackend,
+  text,
+  UsageError,
+} from './cli-args.js';
+import { progressReporter } from './cli-progress.js';
 
-const HELP = `Usage: npm run era -- [options]
+const PROGRAM = 'era';
 
-  --preset quick|full|smoke    configuration (default quick: <= 10 min on a 2-core CPU;
-                               full: closest to the paper, overnight on a workstation CPU)
-  --forget LABEL[,LABEL...]    the concept to unlearn (default noun.plant); with WordNet these are
-                               lexicographer files (noun.plant, noun.animal, verb.motion, ...)
-  --data FILE                  your own corpus instead of WordNet: UTF-8, one document per line,
-                               'LABEL<TAB>text'; blank lines and lines starting with # are skipped
-  --label-fractions F[,F...]   shares of forget documents that are labelled, each in [0, 1]
-  --methods M[,M...]           era, control, filter (default all)
-  --steps N                    training steps per method
-  --seed N                     seed of split, labels, weights and batch order
-  --backend auto|tensorflow|wasm|cpu   (default auto)
-  --out DIR                    where summary.json, table.md, details.json and the figures go
-                               (default out/era-PRESET)
-  --help                       this text`;
+const command = {
+  program: PROGRAM,
+  usage: 'npm run era -- [options]',
+  options: {
+    preset: {
+      type: oneOf(Object.keys(eraPresets) as EraPresetName[]),
+      help:
+        'configuration (default quick: <= 10 min on a 2-core CPU; full: closest to\n' +
+        'the paper, overnight on a workstation CPU; smoke: seconds, only checks the pipeline)',
+    },
+    forget: {
+      type: listOf(text('LABEL', 'a label'), 'labels', 'noun.plant,noun.animal'),
+      help:
+        'the concept to unlearn (default noun.plant); with WordNet these are\n' +
+        'lexicographer files (noun.plant, noun.animal, verb.motion, ...)',
+    },
+    data: {
+      type: text('FILE', 'a file'),
+      help:
+        'your own corpus instead of WordNet: UTF-8, one document per line,\n' +
+        "'LABEL<TAB>text'; blank lines and lines starting with # are skipped",
+    },
+    'label-fractions': {
+      type: listOf(numberIn(0, 1), 'numbers in [0, 1]', '0.25,0.5,1'),
+      help: "shares of forget documents that are labelled (default: the preset's)",
+    },
+    methods: {
+      type: listOf(
+        oneOf(ERA_METHODS, 'M'),
+        `methods among ${ERA_METHODS.join(', ')}`,
+        'era,filter',
+      ),
+      help: 'the methods to run (default all)',
+    },
+    steps: { type: integer(1), help: "training steps per method (default: the preset's)" },
+    seed: { type: integer(0), help: 'seed of split, labels, weights and batch order' },
+    ...backendOptions,
+    out: {
+      type: text('DIR', 'a directory'),
+      help:
+        'where summary.json, table.md, details.json and the figures go\n' +
+        '(default out/era-PRESET)',
+    },
+  },
+};
 
-function fail(message: string): never {
-  console.error(`era: ${message}\n\nRun 'npm run era -- --help' for the options.`);
-  process.exit(2);
-}
-
-function list(text: string | undefined): string[] | undefined {
-  return text
-    ?.split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-}
-
+/** The run's configuration from the command line; exits 2 on a wrong one. */
 function parseOptions() {
-  const parse = () =>
-    parseArgs({
-      options: {
-        preset: { type: 'string', default: 'quick' },
-        forget: { type: 'string' },
-        data: { type: 'string' },
-        'label-fractions': { type: 'string' },
-        methods: { type: 'string' },
-        steps: { type: 'string' },
-        seed: { type: 'string' },
-        backend: { type: 'string', default: 'auto' },
-        out: { type: 'string' },
-        help: { type: 'boolean', default: false },
-      },
-      strict: true,
-    });
-  let values: ReturnType<typeof parse>['values'];
-  try {
-    ({ values } = parse());
-  } catch (error) {
-    fail((error as Error).message);
-  }
-  if (values.help) {
-    console.log(HELP);
-    process.exit(0);
-  }
-  if (!(values.preset in eraPresets)) {
-    fail(`unknown preset '${values.preset}'; use ${Object.keys(eraPresets).join(', ')}`);
-  }
-  const preset = values.preset as EraPresetName;
-  const fractions = list(values['label-fractions'])?.map((text) => {
-    const f = Number(text);
-    if (!(text !== '' && f >= 0 && f <= 1)) {
-      fail(`--label-fractions needs numbers in [0, 1], got '${text}' (e.g. 0.25,0.5,1)`);
-    }
-    return f;
-  });
-  const methods = list(values.methods)?.map((m) => {
-    if (!ERA_METHODS.includes(m as EraMethod)) {
-      fail(`unknown method '${m}' in --methods; use ${ERA_METHODS.join(', ')}`);
-    }
-    return m as EraMethod;
-  });
-  const integer = (name: string, text: string | undefined, min: number) => {
-    if (text === undefined) return undefined;
-    const n = Number(text);
-    if (!(Number.isInteger(n) && n >= min))
-      fail(`--${name} needs an integer >= ${min}, got '${text}'`);
-    return n;
-  };
-  const steps = integer('steps', values.steps, 1);
-  const seed = integer('seed', values.seed, 0);
-  const forget = list(values.forget);
-  if (forget !== undefined && forget.length === 0) fail('--forget needs at least one label');
+  const values = readCommandLine(command);
+  const preset = values.preset ?? 'quick';
+  const { forget, methods, steps, seed } = values;
+  const fractions = values['label-fractions'];
   const base: EraConfig = eraPresets[preset];
   const config: EraConfig = {
     ...base,
@@ -124,75 +108,82 @@ function parseOptions() {
     ...(steps !== undefined && { steps, warmupSteps: Math.min(base.warmupSteps, steps) }),
     ...(seed !== undefined && { seed }),
   };
-  if (values.data === undefined) {
-    try {
-      assertLexnames(config.forget);
-    } catch (error) {
-      fail(`--forget: ${(error as Error).message.replace('gradient-routing: ', '')}`);
-    }
-  }
   return {
     preset,
     config,
     data: values.data,
-    backend: values.backend as BackendChoice,
+    backend: values.backend,
+    threads: values.threads,
     out: values.out ?? `out/era-${preset}`,
   };
 }
 
 /**
- * Fails now, not after training, if `out` cannot take the report. Returns whether the directory
- * was created here, so a failed run can remove it again.
+ * Checks the inputs that need the file system before any work: the corpus is readable, the
+ * forget labels are WordNet's (without --data), and --out can take the report. Returns whether
+ * --out was created here, so a failed run can remove it again.
  */
-async function checkOutputDirectory(out: string): Promise<boolean> {
-  const existing = await stat(out).catch(() => undefined);
-  if (existing !== undefined && !existing.isDirectory()) {
-    fail(`--out ${out} is a file; pass a directory (it is created if missing)`);
+async function checkInputs(options: ReturnType<typeof parseOptions>): Promise<boolean> {
+  const { data, out } = options;
+  if (data !== undefined) {
+    await access(data, constants.R_OK).catch(() => {
+      throw new UsageError(`cannot read --data ${data}; pass a readable corpus file`);
+    });
+  } else {
+    await checkOption('forget', async () => assertLexnames(options.config.forget));
   }
-  try {
-    await mkdir(out, { recursive: true });
-    const probe = path.join(out, `.era-write-check-${process.pid}`);
-    await writeFile(probe, '');
-    await rm(probe);
-  } catch (error) {
-    fail(`cannot write to --out ${out}: ${(error as Error).message}`);
-  }
-  return existing === undefined;
+  await checkDirectoryOption('out', out);
+  const existed = (await stat(out).catch(() => undefined)) !== undefined;
+  await checkOption('out', () => prepareOutputDirectory(out));
+  return !existed;
 }
 
-/** A redrawn bar on a terminal; in a file or pipe, a plain line every 5 s. */
-function progressBar(started: number) {
-  const interactive = process.stderr.isTTY === true;
-  const every = interactive ? 250 : 5000;
-  let lastDraw = Number.NEGATIVE_INFINITY;
+/**
+ * Progress through every phase: a line when a run enters a phase and when it leaves one for the
+ * evaluations between phases (which the step counts do not see), and the steps of each phase
+ * (training, coherence fine-tune, attack, which evaluates every few steps) with an ETA over all
+ * of them.
+ */
+function phaseProgress(config: EraConfig) {
+  const progress = progressReporter(PROGRAM);
+  let phase = '';
+  let stepsInPhase = 0;
   return (p: EraProgress) => {
-    const now = performance.now();
-    if (now - lastDraw < every && p.done !== p.total) return;
-    lastDraw = now;
-    const elapsed = (now - started) / 1000;
-    const eta = (elapsed / p.done) * (p.total - p.done);
-    const width = 24;
-    const filled = Math.round((p.done / p.total) * width);
+    const [stage = '', ...words] = p.phase.split(' ');
+    const run = words.join(' ');
+    if (p.phase !== phase) {
+      phase = p.phase;
+      stepsInPhase = 0;
+      const starts: Record<string, string> = {
+        train: `training ${run} (${config.steps} steps)…`,
+        coherence: `coherence fine-tune of ${run} (up to ${config.coherence.steps} steps)…`,
+        attack: `retraining attack on ${run}: ${config.attack.seeds} seed(s) of ${config.attack.steps} steps, evaluated every ${config.attack.evalEvery}…`,
+      };
+      progress.say(starts[stage] ?? `${p.phase}…`);
+    }
+    stepsInPhase += 1;
     const loss = p.loss === undefined ? '' : ` loss ${p.loss.toFixed(3)}`;
-    const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.done}/${p.total} ${p.phase}${loss} ETA ${eta.toFixed(0)}s`;
-    process.stderr.write(interactive ? `\r${line.padEnd(90)}` : `${line}\n`);
-    if (p.done === p.total && interactive) process.stderr.write('\n');
+    progress.update({
+      done: p.done,
+      total: p.total,
+      label: `${p.done}/${p.total} ${p.phase}${loss}`,
+    });
+    // What runs next, between this phase's last step and the next phase's first.
+    if (stage === 'train' && stepsInPhase === config.steps) {
+      progress.say(
+        run.startsWith('filter')
+          ? `evaluating ${run} on ${config.evalDocuments} retain and forget documents…`
+          : `evaluating ${run}, contracting it and evaluating again (${config.evalDocuments} documents)…`,
+      );
+    } else if (stage === 'coherence' && stepsInPhase === config.coherence.steps) {
+      progress.say(`evaluating the fine-tuned ${run}…`);
+    }
   };
 }
 
 async function main() {
   const options = parseOptions();
-  const started = performance.now();
-  let documents: LabelledDocument[];
-  if (options.data !== undefined) {
-    await access(options.data, constants.R_OK).catch(() =>
-      fail(`cannot read --data ${options.data}; check the path`),
-    );
-    documents = await loadLabelledCorpus(options.data);
-  } else {
-    documents = await loadWordNetGlosses();
-  }
-  const createdOut = await checkOutputDirectory(options.out);
+  const createdOut = await checkInputs(options);
   // A run that fails leaves no trace: the report is written only at the end, and a directory
   // made for it is removed again (only if still empty).
   process.on('exit', (code) => {
@@ -204,28 +195,37 @@ async function main() {
       }
     }
   });
-  const backend = await selectNodeBackend({ backend: options.backend });
+  const started = performance.now();
+  const backend = await startBackend(options);
   // NaN or out-of-range masks and labels are errors, not silently wrong gradients (the forget
   // rows declare their [-0.75, 1] range). Validation reads masks synchronously, which WebGPU in
   // Node cannot do, so it stays off there.
-  setMaskValidation(backend !== 'webgpu');
+  setMaskValidation(backend.name !== 'webgpu');
+  const documents: LabelledDocument[] =
+    options.data === undefined
+      ? await loadWordNetGlosses()
+      : await loadLabelledCorpus(options.data);
   const { config } = options;
   console.error(
-    `era: preset ${options.preset}, backend ${backend}, ${documents.length} documents from ${options.data ?? 'WordNet 3.1 glosses'}, ` +
+    `${PROGRAM}: preset ${options.preset}, backend ${backend.label}, ${documents.length} documents from ${options.data ?? 'WordNet 3.1 glosses'}, ` +
       `forget ${config.forget.join(', ')}, methods ${config.methods.join(', ')}, label fractions ${config.labelFractions.join(', ')}, ` +
       `${config.steps} steps of batch ${config.batchSize}`,
   );
-  const result = await runEraExperiment(documents, config, {
-    onProgress: progressBar(performance.now()),
-  });
+  const note = pipelineCheckNote(options.preset);
+  if (note !== undefined) console.error(`${PROGRAM}: ${note}.`);
+  const result = await runEraExperiment(documents, config, { onProgress: phaseProgress(config) });
   const wallSeconds = (performance.now() - started) / 1000;
-  const summary = summarizeEra(result, { preset: options.preset, backend, wallSeconds });
+  const summary = summarizeEra(result, {
+    preset: options.preset,
+    backend: backend.name,
+    wallSeconds,
+  });
   const files = await writeEraReport(options.out, summary, result);
-  console.log(formatEraTable(summary));
+  console.log(withPipelineCheckNote(options.preset, formatEraTable(summary)));
   console.log(
     `\n${result.data.trainForget} forget / ${result.data.trainRetain} retain training documents, vocabulary ${result.data.vocabSize} words (${(100 * result.data.unknownTokenShare).toFixed(1)} % of tokens unknown)`,
   );
-  console.log(`wall time ${wallSeconds.toFixed(1)} s, backend ${backend}`);
+  console.log(`wall time ${wallSeconds.toFixed(1)} s, backend ${backend.label}`);
   console.log(
     `report in ${options.out}/: ${Object.values(files)
       .map((f) => path.basename(f))
@@ -233,7 +233,4 @@ async function main() {
   );
 }
 
-main().catch((error: unknown) => {
-  console.error(`era: ${(error as Error).message.replace('gradient-routing: ', '')}`);
-  process.exit(1);
-});
+main().catch((error: unknown) => exitWithError(PROGRAM, error));

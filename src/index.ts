@@ -20,6 +20,7 @@ export { installFastKernels } from './core/backend/fast-kernels.js';
 export {
   type BackendChoice,
   type BackendName,
+  MAX_WASM_THREADS,
   type SelectBackendOptions,
   selectBackend,
 } from './core/backend/select.js';
@@ -142,6 +143,7 @@ export {
   type ProbeOptions,
   type ProbeProgress,
   type ProbeResult,
+  type ProbeStepProgress,
   probeLatentSlices,
   type SliceReport,
 } from './core/probing/probe.js';

@@ -194,10 +194,17 @@ describe.each(TEST_BACKENDS)('Autoencoder on %s', (backend) => {
     const b = loaded.reconstruct(x);
     expect(Array.from(b.dataSync())).toEqual(Array.from(a.dataSync()));
     await expectNoLeak(async () => {
+      const evaluated: [number, number][] = [];
       const errors = await perLabelErrors(model, x, Int32Array.from([0, 5, 1, 6, 2, 7]), {
         numClasses: 10,
         batchSize: 4,
+        onProgress: (done, total) => evaluated.push([done, total]),
       });
+      // One report per batch of 4: after 4 examples, then after all 6.
+      expect(evaluated).toEqual([
+        [4, 6],
+        [6, 6],
+      ]);
       expect(errors.decoder).toHaveLength(10);
       expect(errors.certificates).toHaveLength(2);
       expect(Number.isNaN(errors.decoder[3]!)).toBe(true);

@@ -9,6 +9,7 @@ import {
   type EraConfig,
   type EraDocument,
   type EraProgress,
+  type EraResult,
   type EraRun,
   type EraSummary,
   eraPresets,
@@ -19,6 +20,8 @@ import {
   summarizeEra,
   validateEraConfig,
 } from '../src/experiments/index.js';
+import { eraAttackChartSpec, eraLossChartSpec } from '../src/experiments/reports/era.js';
+import { withPipelineCheckNote } from '../src/experiments/reports/pipeline-check.js';
 import {
   expandRouteRows,
   expandTransformerMlps,
@@ -208,6 +211,50 @@ describe('summarizeEra and formatEraTable', () => {
       '| era | 13 % | 3.000 | 2.750 | -0.250 | 4.000 | 5.500 | +1.500 | 4.500 | +0.500 |',
       '| filter | 100 % | n/a | 3.000 | n/a | 4.000 | n/a | n/a | 4.000 | +0.000 |',
     ]);
+  });
+});
+
+describe('a smoke run says it only checks the pipeline', () => {
+  const summary = (preset: string): EraSummary => ({
+    preset,
+    backend: 'cpu',
+    wallSeconds: 1,
+    config: smoke,
+    runs: [eraRun('era', 1, [3, 3, 3, 3, 3, 3])],
+  });
+  const result: EraResult = {
+    config: smoke,
+    runs: summary('smoke').runs,
+    details: [
+      {
+        method: 'era',
+        labelFraction: 1,
+        trainLosses: [3],
+        contracted: null,
+        coherenceStepsKept: 0,
+        attackSteps: [0, 2],
+        attackCurves: [[3, 2.5]],
+        attackRetain: [3],
+        trainDocuments: 10,
+        labelledForget: 2,
+      },
+    ],
+    data: {} as never,
+    seconds: 1,
+  };
+  const note = 'smoke run: checks the pipeline only; its numbers mean nothing';
+
+  it('under the title of both charts, and above the table', () => {
+    expect(eraLossChartSpec(summary('smoke')).title).toMatchObject({ subtitle: note });
+    expect(eraAttackChartSpec(result, { preset: 'smoke' }).title).toMatchObject({ subtitle: note });
+    expect(withPipelineCheckNote('smoke', 'TABLE')).toBe(`**${note}**\n\nTABLE`);
+  });
+
+  it('and only a smoke run', () => {
+    expect(typeof eraLossChartSpec(summary('quick')).title).toBe('string');
+    expect(typeof eraAttackChartSpec(result, { preset: 'quick' }).title).toBe('string');
+    expect(typeof eraAttackChartSpec(result).title).toBe('string');
+    expect(withPipelineCheckNote('quick', 'TABLE')).toBe('TABLE');
   });
 });
 

@@ -137,15 +137,57 @@ describe('ERA experiment', () => {
 describe('npm run era: input checks before training', () => {
   const cli = (args: string[]) =>
     run('npx', ['tsx', 'examples/era-unlearning.ts', ...args], { cwd: path.resolve('.') }).then(
-      () => ({ code: 0, stderr: '' }),
-      (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
+      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+      (error: { code: number; stdout: string; stderr: string }) => error,
     );
+
+  it('runs the smoke preset on one wasm thread, saying it only checks the pipeline', async () => {
+    const out = path.join(scratch, 'cli-smoke');
+    const { code, stdout, stderr } = await cli([
+      '--preset',
+      'smoke',
+      '--backend',
+      'wasm',
+      '--threads',
+      '1',
+      '--out',
+      out,
+    ]);
+    expect({ code, stderr }).toMatchObject({ code: 0 });
+    expect(stderr).toMatch(/^era: preset smoke, backend wasm, 1 thread\(s\)/m);
+    expect(stderr).toMatch(/^era: smoke run: checks the pipeline only/m);
+    expect(stdout).toMatch(
+      /^\*\*smoke run: checks the pipeline only; its numbers mean nothing\*\*\n\n\| method/,
+    );
+    expect(readFileSync(path.join(out, 'table.md'), 'utf8')).toMatch(/^\*\*smoke run: checks/);
+    // A line for every phase, the evaluations between them included, in order for each run.
+    const phases = stderr
+      .split('\n')
+      .filter((line) => /^era: (training|evaluating|coherence|retraining)/.test(line));
+    const attack = (run: string) =>
+      `era: retraining attack on ${run}: 2 seed(s) of 4 steps, evaluated every 2…`;
+    expect(phases).toEqual([
+      ...['control', 'era 1'].flatMap((run) => [
+        `era: training ${run} (6 steps)…`,
+        `era: evaluating ${run}, contracting it and evaluating again (8 documents)…`,
+        `era: coherence fine-tune of ${run} (up to 2 steps)…`,
+        `era: evaluating the fine-tuned ${run}…`,
+        attack(run),
+      ]),
+      'era: training filter 1 (6 steps)…',
+      'era: evaluating filter 1 on 8 retain and forget documents…',
+      attack('filter 1'),
+    ]);
+    expect(stderr).toMatch(/^era: 46\/46 attack filter 1$/m);
+  });
 
   it('refuses bad fractions, unknown lexicographer files and malformed corpora, writing nothing', async () => {
     const out = path.join(scratch, 'never');
     const fractions = await cli(['--label-fractions', '0.5,2', '--out', out]);
     expect(fractions.code).toBe(2);
-    expect(fractions.stderr).toMatch(/--label-fractions needs numbers in \[0, 1\], got '2'/);
+    expect(fractions.stderr).toMatch(
+      /--label-fractions needs numbers in \[0, 1\] .*, got '2' in '0.5,2'/,
+    );
     const lexfile = await cli(['--forget', 'noun.plnt', '--out', out]);
     expect(lexfile.code).toBe(2);
     expect(lexfile.stderr).toMatch(/unknown WordNet lexicographer file 'noun.plnt'/);

@@ -168,7 +168,15 @@ describe.skipIf(process.env.GR_MUTATION === '1')('examples/mnist-split.ts', () =
     // stderr is a pipe here: progress comes as whole lines, never carriage returns.
     expect(stderr).not.toMatch(/\r/);
     expect(stderr).toMatch(/^mnist-split: epoch 1\/1 step 16\/16 loss \d/m);
-    expect(stderr).toMatch(/smoke checks the pipeline only/);
+    // Smoke says it only checks the pipeline: on the console, above the table and in table.md.
+    expect(stderr).toMatch(/^mnist-split: smoke run: checks the pipeline only/m);
+    expect(stdout).toMatch(
+      /^\*\*smoke run: checks the pipeline only; its numbers mean nothing\*\*\n\n\| digit/,
+    );
+    expect(readFileSync(path.join(out, 'table.md'), 'utf8')).toMatch(/^\*\*smoke run: checks/);
+    // Every phase after training reports progress too.
+    expect(stderr).toMatch(/^mnist-split: evaluate 1000\/1000 test images$/m);
+    expect(stderr).toMatch(/^mnist-split: probe step 32\/32 \(block 2 of 2\)$/m);
     // The table comes before the list of written files.
     expect(stdout.indexOf('| digit |')).toBeLessThan(stdout.indexOf('written to'));
     await useBackend('cpu');
@@ -204,34 +212,37 @@ describe.skipIf(process.env.GR_MUTATION === '1')('examples/mnist-split.ts', () =
   it('rejects bad flags with a message and exit code 2', async () => {
     await expect(example('--epochs', 'zero')).rejects.toMatchObject({
       code: 2,
-      stderr: expect.stringMatching(/--epochs needs a positive integer, got 'zero'/),
+      stderr: expect.stringMatching(/--epochs needs an integer >= 1, got 'zero'/),
     });
     await expect(example('--backend', 'gpu', '--preset', 'smoke')).rejects.toMatchObject({
       code: 2,
-      stderr: expect.stringMatching(/unknown backend 'gpu'[\s\S]*Usage:/),
+      stderr: expect.stringMatching(/--backend needs one of auto, webgpu, tensorflow, wasm, cpu/),
     });
   });
 
   it.each([
-    [['--epochs', ''], /--epochs needs a value, got an empty string/],
+    [['--epochs', ''], /--epochs needs a value: an integer >= 1/],
     [['--out', ''], /--out needs a value/],
-    [['--batch', '-1'], /--batch needs a positive integer, got '-1'/],
+    [['--batch', '-1'], /--batch needs an integer >= 2, got '-1'/],
     [['--lr', '1e999'], /--lr needs a positive number, got '1e999'/],
-    [['--hidden', '64,0'], /--hidden needs a positive integer, got '0'/],
-    [['--frobnicate'], /Unknown option '--frobnicate'/],
-    [['--preset', 'huge'], /unknown preset 'huge'/],
-    [['--no-route=yes'], /--no-route/],
-  ])(
-    'rejects %j with exit code 2 and the usage, before loading anything',
-    async (args, message) => {
-      await expect(example(...args)).rejects.toMatchObject({
-        code: 2,
-        stderr: expect.stringMatching(
-          new RegExp(`${message.source}[\\s\\S]*Usage: npm run mnist-split`),
-        ),
-      });
-    },
-  );
+    [
+      ['--hidden', '64,0'],
+      /--hidden needs positive integers separated by commas .*got '0' in '64,0'/,
+    ],
+    [['--frobnicate'], /unknown option --frobnicate/],
+    [['--preset', 'huge'], /--preset needs one of paper, quick, smoke, got 'huge'/],
+    [['--no-route=yes'], /--no-route takes no value/],
+  ])('rejects %j with exit code 2 and one line, before loading anything', async (args, message) => {
+    const failed = await example(...args).catch((error: { code: number; stderr: string }) => error);
+    expect(failed).toMatchObject({ code: 2 });
+    const { stderr } = failed as { stderr: string };
+    // One line: the problem and the hint; no usage text, no run header.
+    expect(stderr.trimEnd().split('\n')).toEqual([
+      expect.stringMatching(
+        new RegExp(`^mnist-split: ${message.source}.*; run with --help for every option$`),
+      ),
+    ]);
+  });
 
   it('prints the table first: a failed write cannot hide the numbers', async () => {
     // A preload makes every rename onto summary.json fail, as a full disk would, after --out
@@ -275,7 +286,7 @@ describe.skipIf(process.env.GR_MUTATION === '1')('examples/mnist-split.ts', () =
     writeFileSync(file, 'x');
     await expect(example('--preset', 'smoke', '--out', file)).rejects.toMatchObject({
       code: 2,
-      stderr: expect.stringMatching(/not-a-dir exists and is not a directory/),
+      stderr: expect.stringMatching(/--out .*not-a-dir is a file; pass a directory/),
     });
     // It failed before training: no progress line was printed.
     await expect(example('--preset', 'smoke', '--out', file)).rejects.toMatchObject({

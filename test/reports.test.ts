@@ -361,6 +361,16 @@ describe('chart specs', () => {
     expect(width).toBeLessThan(400);
   });
 
+  it('draws a subtitle under the title, and keeps a plain title without one', async () => {
+    const spec = lineChartSpec({ curves: { loss: [3, 2, 1] }, title: 'Loss', subtitle: 'a note' });
+    expect(spec.title).toEqual({ text: 'Loss', subtitle: 'a note' });
+    expect(compileWarnings(spec)).toEqual([]);
+    const svg = await renderVegaLiteToSvg(spec);
+    expect(svg).toContain('>Loss</text>');
+    expect(svg).toContain('>a note</text>');
+    expect(lineChartSpec({ curves: { loss: [3, 2, 1] }, title: 'Loss' }).title).toBe('Loss');
+  });
+
   it('draws long legend labels in full (Vega-Lite cuts them at 160 px by default)', async () => {
     const name = 'low half (certificates, dims 0-15 of the latent)';
     const svg = await renderVegaLiteToSvg(

@@ -102,6 +102,51 @@ describe('runSplitExperiment, phases and results', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('reports progress through evaluation and every probe batch, after their phase starts', async () => {
+    const data = { train: twoClassImages(40, 1), test: twoClassImages(12, 2) };
+    const log: string[] = [];
+    const losses: (number | undefined)[] = [];
+    const before = tf.memory().numTensors;
+    const result = await runSplitExperiment(
+      data,
+      { ...tiny, probe: { ...tiny.probe, epochs: 2 } },
+      {
+        onPhase: (phase) => log.push(phase),
+        onPhaseProgress: ({ phase, done, total, slice }) => {
+          log.push(`${phase} ${done}/${total}${slice === undefined ? '' : ` slice ${slice}`}`);
+        },
+      },
+    );
+    result.model.dispose();
+    // The 12 test images fit one evaluation batch; each of 2 blocks gets 2 probe epochs of
+    // ceil(40 / 8) = 5 batches.
+    expect(log).toEqual([
+      'train',
+      'evaluate',
+      'evaluate 12/12',
+      'probe',
+      ...Array.from({ length: 20 }, (_, i) => `probe ${i + 1}/20 slice ${i < 10 ? 0 : 1}`),
+    ]);
+    expect(tf.memory().numTensors).toBe(before);
+    // A probe step carries its slice's last finished epoch's loss: none in a slice's first epoch.
+    const probed = await runSplitExperiment(
+      data,
+      { ...tiny, probe: { ...tiny.probe, epochs: 2 } },
+      { onPhaseProgress: (p) => p.phase === 'probe' && losses.push(p.loss) },
+    );
+    probed.model.dispose();
+    const epochLoss = (slice: number) => losses[slice * 10 + 5]!;
+    expect(losses).toEqual([
+      ...Array.from({ length: 5 }, () => undefined),
+      ...Array.from({ length: 5 }, () => epochLoss(0)),
+      ...Array.from({ length: 5 }, () => undefined),
+      ...Array.from({ length: 5 }, () => epochLoss(1)),
+    ]);
+    expect(epochLoss(0)).toBeGreaterThan(0);
+    expect(epochLoss(1)).toBeGreaterThan(0);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('skips the probes when probe.epochs is 0 and the certificates when their weight is 0', async () => {
     const data = { train: twoClassImages(24, 3), test: twoClassImages(8, 4) };
     const phases: string[] = [];

@@ -61,6 +61,7 @@ export {
   type PixelBuffer,
 } from './reports/grid.js';
 export { toReportJson } from './reports/json.js';
+export { pipelineCheckNote, withPipelineCheckNote } from './reports/pipeline-check.js';
 export type { Label, Series, SeriesInput } from './reports/series.js';
 export {
   formatSplitTable,
@@ -87,6 +88,8 @@ export {
   type SplitExperimentCallbacks,
   type SplitExperimentConfig,
   type SplitExperimentResult,
+  type SplitPhase,
+  type SplitPhaseProgress,
   type SplitPresetName,
   type StepTiming,
   splitPresets,

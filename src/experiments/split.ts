@@ -129,12 +129,32 @@ export interface SplitExperimentResult {
   model: Autoencoder;
 }
 
+/** The phases of {@link runSplitExperiment}, in order. */
+export type SplitPhase = 'train' | 'evaluate' | 'probe';
+
+/** Progress of the phases after training, which would otherwise run silently for minutes. */
+export interface SplitPhaseProgress {
+  readonly phase: 'evaluate' | 'probe';
+  /**
+   * Work done and total: test examples scored (`evaluate`), or probe training batches over all
+   * latent slices (`probe`; slice after slice, each for `config.probe.epochs` epochs).
+   */
+  readonly done: number;
+  readonly total: number;
+  /** `probe`: the slice being probed, an index into the partition's regions. */
+  readonly slice?: number;
+  /** `probe`: the mean training MAE of the last finished probe epoch (none before the first). */
+  readonly loss?: number;
+}
+
 /** Callbacks of {@link runSplitExperiment}. */
 export interface SplitExperimentCallbacks {
   /** Called after every training step (see {@link FitProgress}). */
   onTrainProgress?: (progress: FitProgress) => void;
   /** Called when a phase starts: training, evaluation on the test set, post-hoc probes. */
-  onPhase?: (phase: 'train' | 'evaluate' | 'probe') => void;
+  onPhase?: (phase: SplitPhase) => void;
+  /** Called after every evaluation batch and every probe training batch. */
+  onPhaseProgress?: (progress: SplitPhaseProgress) => void;
 }
 
 /**
@@ -190,7 +210,13 @@ export async function runSplitExperiment(
     );
     const trainSeconds = (performance.now() - started) / 1000;
     callbacks.onPhase?.('evaluate');
-    const errors = await perLabelErrors(model, testX, test.labels, { numClasses });
+    const { onPhaseProgress } = callbacks;
+    const errors = await perLabelErrors(model, testX, test.labels, {
+      numClasses,
+      ...(onPhaseProgress && {
+        onProgress: (done, total) => onPhaseProgress({ phase: 'evaluate', done, total }),
+      }),
+    });
     const certificates = errors.certificates.map((perLabelMae, g) => ({
       region: regions[g]!,
       ownGroup: g,
@@ -200,6 +226,7 @@ export async function runSplitExperiment(
     let probes: SliceReport[] = [];
     if (config.probe.epochs > 0) {
       callbacks.onPhase?.('probe');
+      let probeLoss: { slice: number; loss: number } | undefined;
       const probe = await probeLatentSlices({
         ...config.probe,
         encode: (x) => model.encode(x),
@@ -211,6 +238,20 @@ export async function runSplitExperiment(
         numLabels: numClasses,
         hidden: [...config.model.hidden].reverse(),
         seed: config.fit.seed,
+        ...(onPhaseProgress && {
+          // The loss of the slice's last finished epoch rides along with the step counts.
+          onProgress: ({ slice, loss }) => {
+            probeLoss = { slice, loss };
+          },
+          onStep: ({ slice, epoch, epochs, step, stepsPerEpoch }) =>
+            onPhaseProgress({
+              phase: 'probe',
+              done: (slice * epochs + epoch - 1) * stepsPerEpoch + step,
+              total: regions.length * epochs * stepsPerEpoch,
+              slice,
+              ...(probeLoss?.slice === slice && { loss: probeLoss.loss }),
+            }),
+        }),
       });
       probes = probe.slices;
     }

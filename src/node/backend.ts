@@ -3,6 +3,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import {
+  type BackendChoice,
   type BackendLoader,
   type BackendName,
   noticeOf,
@@ -107,6 +108,15 @@ const nodeLoaders: readonly BackendLoader[] = [
   tensorflowLoader(),
   wasmLoader,
   ...portableLoaders.filter((loader) => loader.name === 'cpu'),
+];
+
+/**
+ * Every `backend` that {@link selectNodeBackend} accepts, `auto` first, then in the order
+ * automatic selection tries them: for command lines and forms that must list exactly these.
+ */
+export const NODE_BACKEND_CHOICES: readonly BackendChoice[] = [
+  'auto',
+  ...new Set(nodeLoaders.map((loader) => loader.name)),
 ];
 
 /**

@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { type EraResult, type EraSummary, formatEraTable } from '../experiments/era.js';
 import { eraAttackChartSpec, eraLossChartSpec } from '../experiments/reports/era.js';
+import { withPipelineCheckNote } from '../experiments/reports/pipeline-check.js';
 import { writeChartPng, writeFileAtomic, writeJson } from './render.js';
 
 /** The files {@link writeEraReport} wrote, by role. */
@@ -34,8 +35,11 @@ export async function writeEraReport(
   };
   // Render first: a missing optional package fails before any file is replaced.
   await writeChartPng(files.lossChart, eraLossChartSpec(summary), { scale: 2 });
-  await writeChartPng(files.attackChart, eraAttackChartSpec(result), { scale: 2 });
-  await writeFileAtomic(files.table, `${formatEraTable(summary)}\n`);
+  await writeChartPng(files.attackChart, eraAttackChartSpec(result, summary), { scale: 2 });
+  await writeFileAtomic(
+    files.table,
+    `${withPipelineCheckNote(summary.preset, formatEraTable(summary))}\n`,
+  );
   await writeJson(files.details, { data: result.data, runs: result.details });
   await writeJson(files.summary, summary);
   return files;

@@ -11,7 +11,7 @@ import '../core/layers/route-gradients.js';
 export type { GpuAdapterDescription } from '../core/backend/adapter.js';
 export type { BackendChoice, BackendName, SelectBackendOptions } from '../core/backend/select.js';
 export type { ImageDataset, ImageDatasetOptions, PixelRange } from '../core/data/dataset.js';
-export { installedWasmDirectory, selectNodeBackend } from './backend.js';
+export { installedWasmDirectory, NODE_BACKEND_CHOICES, selectNodeBackend } from './backend.js';
 export { type EraReportFiles, writeEraReport } from './era-report.js';
 export { loadFromDirectory, saveToDirectory } from './files.js';
 export {

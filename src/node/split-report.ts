@@ -6,6 +6,7 @@ import { GradientRoutingError } from '../core/errors.js';
 import { groupedBarChartSpec, lineChartSpec } from '../experiments/reports/charts.js';
 import type { PixelBuffer } from '../experiments/reports/grid.js';
 import { imageGrid } from '../experiments/reports/grid.js';
+import { pipelineCheckNote } from '../experiments/reports/pipeline-check.js';
 import {
   formatSplitTable,
   groupKeys,
@@ -136,8 +137,7 @@ export async function writeSplitReport(
       failed.push({ file, error: error instanceof Error ? error : new Error(String(error)) });
     }
   };
-  // Smoke runs a few steps on a subset: its figures only show that the pipeline works.
-  const note = summary.preset === 'smoke' ? ' [smoke: checks the pipeline only]' : '';
+  const note = pipelineCheckNote(summary.preset);
   await figure(files.reconstructions, async () => {
     const grid = await reconstructionGrid(result, test, options);
     const keys = groupKeys(result.config.partition.length);
@@ -149,7 +149,7 @@ export async function writeSplitReport(
     ];
     await writeFileAtomic(
       files.reconstructions,
-      await labelledGridPng(grid, labels, `Test reconstructions${note}`),
+      await labelledGridPng(grid, labels, `Test reconstructions${note ? ` (${note})` : ''}`),
     );
   });
   const keys = groupKeys(result.config.partition.length);
@@ -166,7 +166,8 @@ export async function writeSplitReport(
         ],
         labelTitle: 'digit',
         valueTitle: 'test MAE',
-        title: `Per-digit reconstruction error (${summary.routed ? 'routed' : 'no routing'})${note}`,
+        title: `Per-digit reconstruction error (${summary.routed ? 'routed' : 'no routing'})`,
+        ...(note && { subtitle: note }),
       }),
     ),
   );
@@ -182,7 +183,8 @@ export async function writeSplitReport(
           },
         ],
         valueTitle: 'loss',
-        title: `Training loss${note}`,
+        title: 'Training loss',
+        ...(note && { subtitle: note }),
       }),
     ),
   );

@@ -20,6 +20,8 @@ export interface PerLabelErrorsOptions {
   batchSize?: number;
   /** Labels are integers in `[0, numClasses)`. Default: the largest label + 1. */
   numClasses?: number;
+  /** Called after every batch with the examples scored so far, for progress over large sets. */
+  onProgress?: (evaluated: number, total: number) => void;
 }
 
 /**
@@ -60,6 +62,7 @@ export async function perLabelErrors(
     perExample.forEach((head, h) => {
       head.set(values.subarray(h * size, (h + 1) * size), start);
     });
+    options.onProgress?.(start + size, count);
   }
   const [decoder, ...certificates] = perExample.map((head) =>
     perLabelMeans(head, labels, numClasses),

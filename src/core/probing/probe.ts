@@ -28,6 +28,18 @@ export interface ProbeProgress {
   loss: number;
 }
 
+/** Reported after every training batch of every slice's decoder; reads nothing from the device. */
+export interface ProbeStepProgress {
+  /** Index of the slice being trained. */
+  slice: number;
+  /** The epoch of this slice, 1-based, of `epochs`. */
+  epoch: number;
+  epochs: number;
+  /** Batches done in this epoch, 1-based, of `stepsPerEpoch`. */
+  step: number;
+  stepsPerEpoch: number;
+}
+
 /** Inputs of {@link probeLatentSlices}. */
 export interface ProbeOptions {
   /** The frozen encoder. It is only ever called outside a gradient tape, on batches. */
@@ -65,6 +77,8 @@ export interface ProbeOptions {
   evalBatchSize?: number;
   /** Called after each epoch; reading the loss costs one device read per epoch. */
   onProgress?: (progress: ProbeProgress) => void;
+  /** Called after each training batch, for progress within an epoch (free: no device read). */
+  onStep?: (progress: ProbeStepProgress) => void;
 }
 
 /** One probed slice: its per-label test errors and split ratio. */
@@ -303,6 +317,7 @@ async function trainAndEvaluate(
     for (let epoch = 1; epoch <= prep.epochs; epoch++) {
       const perm = seededPermutation(n, random);
       total = tf.scalar(0);
+      const stepsPerEpoch = Math.ceil(n / prep.batchSize);
       for (let start = 0; start < n; start += prep.batchSize) {
         const idx = perm.subarray(start, Math.min(start + prep.batchSize, n));
         const sum: tf.Scalar = total;
@@ -319,6 +334,13 @@ async function trainAndEvaluate(
         });
         sum.dispose();
         checkGpuErrors();
+        options.onStep?.({
+          slice: s,
+          epoch,
+          epochs: prep.epochs,
+          step: start / prep.batchSize + 1,
+          stepsPerEpoch,
+        });
       }
       if (options.onProgress) {
         const lossSum = (await total.data())[0]!;

@@ -14,6 +14,8 @@ const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 export interface ChartOptions {
   /** Title above the chart. */
   readonly title?: string;
+  /** A second, smaller line under the title, e.g. that a run only checks the pipeline. */
+  readonly subtitle?: string;
   /** Title of the value (y) axis. */
   readonly valueTitle?: string;
   /** Title of the legend. Default `'series'`. */
@@ -94,7 +96,11 @@ function header(options: ChartOptions, context: string): VegaLiteSpec {
   checkSize(options.height, 'height', context);
   return {
     $schema: SCHEMA,
-    ...(options.title === undefined ? {} : { title: options.title }),
+    ...(options.subtitle === undefined
+      ? options.title === undefined
+        ? {}
+        : { title: options.title }
+      : { title: { text: options.title ?? '', subtitle: options.subtitle } }),
     height: options.height ?? 200,
   };
 }

@@ -1,5 +1,6 @@
 import type { EraResult, EraRun, EraSummary } from '../era.js';
 import { groupedBarChartSpec, lineChartSpec, type VegaLiteSpec } from './charts.js';
+import { pipelineCheckNote } from './pipeline-check.js';
 
 /** `era 50 %`, `control`, `filter 100 %`: how a run is named in tables and charts. */
 export function eraRunName(run: Pick<EraRun, 'method' | 'labelFraction'>): string {
@@ -18,6 +19,7 @@ export function eraLossChartSpec(summary: EraSummary): VegaLiteSpec {
   const runs = summary.runs;
   return groupedBarChartSpec({
     title: `ERA on ${summary.config.forget.join(', ')}: loss change from the trained model (${summary.preset})`,
+    ...optionalSubtitle(pipelineCheckNote(summary.preset)),
     labels: runs.map(eraRunName),
     labelTitle: 'method, share of forget documents labelled',
     valueTitle: 'Δ loss (nats/token)',
@@ -33,11 +35,16 @@ export function eraLossChartSpec(summary: EraSummary): VegaLiteSpec {
 
 /**
  * The retraining attack: per run, the lowest forget validation loss over the attack's seeds at
- * each evaluated step (the envelope whose minimum is reported as `attacked`).
+ * each evaluated step (the envelope whose minimum is reported as `attacked`). With the run's
+ * `preset`, a smoke run's chart says that it only checks the pipeline.
  */
-export function eraAttackChartSpec(result: EraResult): VegaLiteSpec {
+export function eraAttackChartSpec(
+  result: EraResult,
+  run: { readonly preset?: string } = {},
+): VegaLiteSpec {
   return lineChartSpec({
     title: `Retraining attack: ${result.config.attack.documents} forget documents, ${result.config.attack.seeds} seeds (lowest per step)`,
+    ...optionalSubtitle(run.preset === undefined ? undefined : pipelineCheckNote(run.preset)),
     stepTitle: 'attack step',
     valueTitle: 'forget loss (nats/token)',
     seriesTitle: 'run',
@@ -48,4 +55,8 @@ export function eraAttackChartSpec(result: EraResult): VegaLiteSpec {
       values: d.attackSteps.map((_, i) => Math.min(...d.attackCurves.map((c) => c[i]!))),
     })),
   });
+}
+
+function optionalSubtitle(subtitle: string | undefined): { subtitle?: string } {
+  return subtitle === undefined ? {} : { subtitle };
 }

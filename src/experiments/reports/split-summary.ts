@@ -1,4 +1,5 @@
 import type { SplitExperimentResult } from '../split.js';
+import { withPipelineCheckNote } from './pipeline-check.js';
 import { formatSeriesTable } from './table.js';
 
 /** How the run was made, recorded beside its numbers. */
@@ -82,7 +83,8 @@ export function summarizeSplitExperiment(
 
 /**
  * The per-label table of a run: the decoder and each certificate (and probe, when run), with the
- * mean over labels and the split ratios below it, as Markdown that also reads on a console.
+ * mean over labels and the split ratios below it, as Markdown that also reads on a console. A
+ * smoke run's table says first that it only checks the pipeline.
  */
 export function formatSplitTable(summary: SplitSummary): string {
   const keys = groupKeys(summary.config.partition.length);
@@ -114,5 +116,8 @@ export function formatSplitTable(summary: SplitSummary): string {
       return `- split ratio of ${key} (${regionOf(g)}): ${parts.join(', ')}`;
     })
     .join('\n');
-  return `${table}\n\n${ratios}\n- decoder MAE: ${summary.decoderMae.toFixed(4)}`;
+  return withPipelineCheckNote(
+    summary.preset,
+    `${table}\n\n${ratios}\n- decoder MAE: ${summary.decoderMae.toFixed(4)}`,
+  );
 }
