@@ -1,0 +1,341 @@
+import type * as tf from '@tensorflow/tfjs-core';
+
+/*
+ * WGSL programs for the dense-layer products, written against tfjs-backend-webgpu 4.22's program
+ * interface (`WebGPUProgram`; the backend's `runWebGPUProgram` adds the bindings, the uniform
+ * struct and the `_start` entry point around `getUserCode()`). The types are restated here, not
+ * imported, so that the browser-safe core never loads the optional webgpu package.
+ */
+
+/** The fields of tfjs-backend-webgpu's `WebGPUProgram` these programs set. */
+export interface WebGpuProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[]; y?: number[]; z?: number[] };
+  dispatch: [number, number, number];
+  variableNames: string[];
+  variableComponents?: number[];
+  workgroupSize: [number, number, number];
+  uniforms?: string;
+  getUserCode: () => string;
+}
+
+/** One uniform value of `runWebGPUProgram`'s program-defined uniforms. */
+export interface ProgramUniform {
+  type: 'int32' | 'float32';
+  data: number[];
+}
+
+/** The parts of tfjs-backend-webgpu's `WebGPUBackend` the kernels use. */
+export interface WebGpuBackend {
+  runWebGPUProgram(
+    program: WebGpuProgram,
+    inputs: tf.TensorInfo[],
+    outputDtype: tf.DataType,
+    programDefinedUniform?: ProgramUniform[],
+  ): tf.TensorInfo;
+  disposeData(dataId: tf.DataId, force?: boolean): boolean;
+  readonly device: { readonly limits: { readonly maxComputeWorkgroupsPerDimension: number } };
+}
+
+/** Activations fused into the product's epilogue; the stock kernel runs every other one. */
+export type EpilogueActivation = 'linear' | 'relu';
+
+/**
+ * Which operand is gated by a ReLU's output: read as 0 wherever the gate is not positive, the
+ * backward pass of ReLU, applied while the tile is loaded instead of in a pass of its own.
+ */
+export type GatedOperand = 'none' | 'a' | 'b';
+
+/** The shape of one product `[batch, M, K] · [batch, K, N]`, transposes as stored. */
+export interface MatMulShape {
+  readonly batch: number;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly transposeA: boolean;
+  readonly transposeB: boolean;
+  /** Whether A (B) has a single matrix shared by every batch entry. */
+  readonly broadcastA: boolean;
+  readonly broadcastB: boolean;
+}
+
+/** What the epilogue adds to the product. */
+export interface Epilogue {
+  /** 'none', 'scalar' (one value for every output) or 'row' (one value per output column). */
+  readonly bias: 'none' | 'scalar' | 'row';
+  readonly activation: EpilogueActivation;
+  readonly gated: GatedOperand;
+}
+
+/** Output tile of one workgroup: 64×64, 16×16 threads with 4×4 outputs each, 16-deep K steps. */
+export const TILE_M = 64;
+export const TILE_N = 64;
+const TILE_K = 16;
+const THREADS = 256;
+
+/**
+ * The register-tiled product. Each workgroup stages a 64×16 slice of A and a 16×64 slice of B in
+ * workgroup memory (as vec4 along M and N, so the inner loop is four vec4 multiply-adds), and
+ * each thread keeps its 4×4 outputs in registers for the whole K loop. Operands whose contiguous
+ * dimension is a multiple of 4 are read as vec4; edges are read as zeros and never written, so
+ * every shape is exact. Transposes change only the load indexing: no operand is materialised.
+ */
+export class TiledMatMulProgram implements WebGpuProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [2], y: [1], z: [0] };
+  dispatch: [number, number, number];
+  variableNames: string[];
+  variableComponents: number[];
+  workgroupSize: [number, number, number] = [16, 16, 1];
+  uniforms = 'dimM : i32, dimN : i32, dimK : i32, batchStrideA : i32, batchStrideB : i32,';
+  private readonly vec4A: boolean;
+  private readonly vec4B: boolean;
+
+  constructor(
+    private readonly shape: MatMulShape,
+    private readonly epilogue: Epilogue,
+  ) {
+    const { batch, m, n, k, transposeA, transposeB } = shape;
+    this.outputShape = [batch, m, n];
+    this.dispatch = [Math.ceil(n / TILE_N), Math.ceil(m / TILE_M), batch];
+    // The contiguous dimension of each operand decides whether it can be read as vec4.
+    this.vec4A = (transposeA ? m : k) % 4 === 0;
+    this.vec4B = (transposeB ? k : n) % 4 === 0;
+    const componentsA = this.vec4A ? 4 : 1;
+    const componentsB = this.vec4B ? 4 : 1;
+    this.variableNames = ['A', 'B'];
+    this.variableComponents = [componentsA, componentsB];
+    if (epilogue.gated !== 'none') {
+      this.variableNames.push('G');
+      this.variableComponents.push(epilogue.gated === 'a' ? componentsA : componentsB);
+    }
+    if (epilogue.bias !== 'none') {
+      this.variableNames.push('bias');
+      this.variableComponents.push(1);
+    }
+    this.shaderKey = [
+      'gradientRoutingTiledMatMul',
+      transposeA,
+      transposeB,
+      this.vec4A,
+      this.vec4B,
+      epilogue.bias,
+      epilogue.activation,
+      epilogue.gated,
+    ].join('_');
+  }
+
+  /** The uniforms that follow the declaration in {@link uniforms}, in order. */
+  uniformData(): ProgramUniform[] {
+    const { m, n, k, broadcastA, broadcastB } = this.shape;
+    return [
+      { type: 'int32', data: [m] },
+      { type: 'int32', data: [n] },
+      { type: 'int32', data: [k] },
+      { type: 'int32', data: [broadcastA ? 0 : m * k] },
+      { type: 'int32', data: [broadcastB ? 0 : k * n] },
+    ];
+  }
+
+  getUserCode(): string {
+    const { transposeA, transposeB } = this.shape;
+    const { bias, activation, gated } = this.epilogue;
+    // A is M×K (K contiguous) or, transposed, K×M (M contiguous); B is K×N or, transposed, N×K.
+    const loadA = this.vec4A
+      ? loadVec4('A', 'tileA', transposeA ? 'kMajor' : 'kMinor', 'dimM', gated === 'a')
+      : loadScalar('A', 'tileA', transposeA ? 'kMajor' : 'kMinor', 'dimM', gated === 'a');
+    const loadB = this.vec4B
+      ? loadVec4('B', 'tileB', transposeB ? 'kMinor' : 'kMajor', 'dimN', gated === 'b')
+      : loadScalar('B', 'tileB', transposeB ? 'kMinor' : 'kMajor', 'dimN', gated === 'b');
+    const biasTerm = bias === 'none' ? '' : bias === 'scalar' ? ' + bias[0]' : ' + bias[col]';
+    const activate = activation === 'relu' ? 'value = select(value, 0.0, value < 0.0);' : '';
+    return `
+      var<workgroup> tileA : array<array<vec4<f32>, ${TILE_M / 4}>, ${TILE_K}>;
+      var<workgroup> tileB : array<array<vec4<f32>, ${TILE_N / 4}>, ${TILE_K}>;
+
+      fn main() {
+        let batch = i32(workgroupId.z);
+        let tileRow = i32(workgroupId.y) * ${TILE_M};
+        let tileCol = i32(workgroupId.x) * ${TILE_N};
+        let thread = i32(localIndex);
+        let tx = i32(localId.x);
+        let ty = i32(localId.y);
+        let offsetA = batch * uniforms.batchStrideA;
+        let offsetB = batch * uniforms.batchStrideB;
+        var acc : array<vec4<f32>, 4>;
+        for (var i = 0; i < 4; i++) { acc[i] = vec4<f32>(0.0); }
+        let steps = (uniforms.dimK + ${TILE_K - 1}) / ${TILE_K};
+        for (var step = 0; step < steps; step++) {
+          let kBase = step * ${TILE_K};
+          ${loadA}
+          ${loadB}
+          workgroupBarrier();
+          for (var kk = 0; kk < ${TILE_K}; kk++) {
+            let a = tileA[kk][ty];
+            let b = tileB[kk][tx];
+            acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
+            acc[1] = fma(vec4<f32>(a.y), b, acc[1]);
+            acc[2] = fma(vec4<f32>(a.z), b, acc[2]);
+            acc[3] = fma(vec4<f32>(a.w), b, acc[3]);
+          }
+          workgroupBarrier();
+        }
+        let outBase = batch * uniforms.dimM * uniforms.dimN;
+        for (var i = 0; i < 4; i++) {
+          let row = tileRow + ty * 4 + i;
+          if (row >= uniforms.dimM) { break; }
+          for (var j = 0; j < 4; j++) {
+            let col = tileCol + tx * 4 + j;
+            if (col < uniforms.dimN) {
+              var value = acc[i][j]${biasTerm};
+              ${activate}
+              result[outBase + row * uniforms.dimN + col] = value;
+            }
+          }
+        }
+      }
+    `;
+  }
+}
+
+/**
+ * How an operand is laid out relative to K: 'kMinor' when K is its contiguous dimension (A as
+ * stored, or Bᵀ), 'kMajor' when the outer dimension (M or N) is (Aᵀ, or B as stored).
+ */
+type Layout = 'kMinor' | 'kMajor';
+
+/**
+ * WGSL that stages one 16-deep slice of an operand into its tile with scalar reads, four per
+ * thread, consecutive threads reading consecutive addresses. `outer` names the uniform of the
+ * operand's outer dimension (dimM for A, dimN for B).
+ */
+function loadScalar(
+  name: string,
+  tile: string,
+  layout: Layout,
+  outer: string,
+  gated: boolean,
+): string {
+  const offset = name === 'A' ? 'offsetA' : 'offsetB';
+  const tileOuter = name === 'A' ? 'tileRow' : 'tileCol';
+  const index =
+    layout === 'kMinor'
+      ? `${offset} + outerIndex * uniforms.dimK + kIndex`
+      : `${offset} + kIndex * uniforms.${outer} + outerIndex`;
+  const split =
+    layout === 'kMinor'
+      ? `let local = flat / ${TILE_K}; let kLocal = flat % ${TILE_K};`
+      : `let local = flat % ${TILE_M}; let kLocal = flat / ${TILE_M};`;
+  const read = gated ? `select(0.0, ${name}[index], G[index] > 0.0)` : `${name}[index]`;
+  return `
+    for (var part = 0; part < ${(TILE_M * TILE_K) / THREADS}; part++) {
+      let flat = thread + part * ${THREADS};
+      ${split}
+      let outerIndex = ${tileOuter} + local;
+      let kIndex = kBase + kLocal;
+      var value = 0.0;
+      if (outerIndex < uniforms.${outer} && kIndex < uniforms.dimK) {
+        let index = ${index};
+        value = ${read};
+      }
+      ${tile}[kLocal][local / 4][local % 4] = value;
+    }`;
+}
+
+/**
+ * WGSL that stages one slice with a single vec4 read per thread. Only used when the contiguous
+ * dimension is a multiple of 4, so a vec4 is either wholly inside the matrix or wholly outside.
+ */
+function loadVec4(
+  name: string,
+  tile: string,
+  layout: Layout,
+  outer: string,
+  gated: boolean,
+): string {
+  const offset = name === 'A' ? 'offsetA' : 'offsetB';
+  const tileOuter = name === 'A' ? 'tileRow' : 'tileCol';
+  const zero = 'vec4<f32>(0.0)';
+  const read = (index: string) =>
+    gated ? `select(${zero}, ${name}[${index}], G[${index}] > ${zero})` : `${name}[${index}]`;
+  if (layout === 'kMinor') {
+    // 64 rows of 16 K values: four vec4 per row, scattered into the K-major tile.
+    return `
+    {
+      let local = thread / 4;
+      let kLocal = (thread % 4) * 4;
+      let outerIndex = ${tileOuter} + local;
+      let kIndex = kBase + kLocal;
+      var value = ${zero};
+      if (outerIndex < uniforms.${outer} && kIndex < uniforms.dimK) {
+        let index = (${offset} + outerIndex * uniforms.dimK + kIndex) / 4;
+        value = ${read('index')};
+      }
+      for (var c = 0; c < 4; c++) { ${tile}[kLocal + c][local / 4][local % 4] = value[c]; }
+    }`;
+  }
+  // 16 K rows of 64 outer values: sixteen vec4 per row, stored as they are.
+  return `
+    {
+      let kLocal = thread / 16;
+      let local = (thread % 16) * 4;
+      let outerIndex = ${tileOuter} + local;
+      let kIndex = kBase + kLocal;
+      var value = ${zero};
+      if (outerIndex < uniforms.${outer} && kIndex < uniforms.dimK) {
+        let index = (${offset} + kIndex * uniforms.${outer} + outerIndex) / 4;
+        value = ${read('index')};
+      }
+      ${tile}[kLocal][local / 4] = value;
+    }`;
+}
+
+/**
+ * Column sums of an `[M, N]` matrix, optionally gated like the products: the bias gradient of a
+ * dense layer, with ReLU's backward applied on the fly instead of in a pass of its own. One
+ * thread per column; neighbouring threads read neighbouring addresses.
+ */
+export class ColumnSumProgram implements WebGpuProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [0] };
+  dispatch: [number, number, number];
+  variableNames: string[];
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  uniforms = 'dimM : i32, dimN : i32,';
+
+  constructor(
+    private readonly rows: number,
+    private readonly columns: number,
+    private readonly gated: boolean,
+  ) {
+    this.outputShape = [columns];
+    this.dispatch = [Math.ceil(columns / 64), 1, 1];
+    this.variableNames = gated ? ['X', 'G'] : ['X'];
+    this.shaderKey = `gradientRoutingColumnSum_${gated}`;
+  }
+
+  uniformData(): ProgramUniform[] {
+    return [
+      { type: 'int32', data: [this.rows] },
+      { type: 'int32', data: [this.columns] },
+    ];
+  }
+
+  getUserCode(): string {
+    const read = this.gated ? 'select(0.0, X[index], G[index] > 0.0)' : 'X[index]';
+    return `
+      fn main(col : i32) {
+        if (col >= uniforms.dimN) { return; }
+        var total = 0.0;
+        for (var row = 0; row < uniforms.dimM; row++) {
+          let index = row * uniforms.dimN + col;
+          total = total + ${read};
+        }
+        result[col] = total;
+      }
+    `;
+  }
+}
