@@ -22,6 +22,8 @@ import {
 
 const BACKEND = 'webgpu';
 
+/** A dense layer `activation(x·W + b)` forward, with a gradient of its own (src/core/layers/dense.ts). */
+export const DENSE_KERNEL = 'GradientRoutingDense';
 /** A product whose one operand is read through ReLU's backward: `(a ⊙ [gate > 0])·b` or `a·(b ⊙ [gate > 0])`. */
 export const GATED_MATMUL_KERNEL = 'GradientRoutingGatedMatMul';
 /** Column sums of `x ⊙ [gate > 0]` (gate optional): a dense layer's bias gradient. */
@@ -207,6 +209,23 @@ function delegate(stock: tf.KernelConfig | undefined, params: KernelParams): tf.
   return stock.kernelFunc(params) as tf.TensorInfo;
 }
 
+const denseKernel: tf.KernelConfig = {
+  kernelName: DENSE_KERNEL,
+  backendName: BACKEND,
+  kernelFunc: (params: KernelParams) => {
+    const backend = params.backend as unknown as WebGpuBackend;
+    const { x, kernel, bias } = params.inputs as Record<string, tf.TensorInfo | undefined>;
+    const { activation } = params.attrs as { activation: EpilogueActivation };
+    const shape = planProduct(x!, kernel!, false, false, backend);
+    if (shape === null || x!.shape.length !== 2 || kernel!.shape.length !== 2) {
+      throw new Error(
+        `gradient-routing: ${DENSE_KERNEL} takes a float32 batch [B, in] and kernel [in, out], got [${x!.shape}] and [${kernel!.shape}].`,
+      );
+    }
+    return runProduct(backend, { a: x!, b: kernel!, shape, bias, activation, gated: 'none' });
+  },
+};
+
 const gatedMatMulKernel: tf.KernelConfig = {
   kernelName: GATED_MATMUL_KERNEL,
   backendName: BACKEND,
@@ -255,6 +274,7 @@ export const denseMatMulKernels = {
   kernels: (): readonly tf.KernelConfig[] => [
     batchMatMulKernel(tf.getKernel('BatchMatMul', BACKEND)),
     fusedMatMulKernel(tf.getKernel('_FusedMatMul', BACKEND)),
+    denseKernel,
     gatedMatMulKernel,
     gatedColumnSumKernel,
   ],
