@@ -1,0 +1,122 @@
+/**
+ * `npx tsx bench/webgpu-matmul.ts`: the library's WebGPU matMul kernels against tfjs's stock ones,
+ * on whatever WebGPU adapter the machine has (forced on a software one). Prints, for both:
+ * the GFLOP/s of a 256×784 · 784×2048 product, and the paper model's routed training step
+ * (the library's Autoencoder, split objective and torchAdam, as the experiments train it) in ms
+ * and in WebGPU programs, forward + backward and the whole step. Figures, not verdicts.
+ *
+ * Options: --batch N (default 256), --steps N timed steps (default 3), --products N timed
+ * products (default 5).
+ */
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  Autoencoder,
+  installWebGpuKernels,
+  splitObjective,
+  torchAdam,
+  uninstallWebGpuKernels,
+} from 'gradient-routing';
+import { releaseNodeWebGpu, selectNodeBackend } from 'gradient-routing/node';
+
+const { values: options } = parseArgs({
+  options: {
+    batch: { type: 'string', default: '256' },
+    steps: { type: 'string', default: '3' },
+    products: { type: 'string', default: '5' },
+  },
+});
+const batch = Number(options.batch);
+const steps = Number(options.steps);
+const products = Number(options.products);
+
+await selectNodeBackend({ backend: 'webgpu', onNotice: (message) => console.error(message) });
+
+/** Counts programs by wrapping the backend's `runWebGPUProgram` (tfjs has no counter of its own). */
+let programs = 0;
+const backend = tf.backend() as unknown as { runWebGPUProgram: (...args: unknown[]) => unknown };
+const runProgram = backend.runWebGPUProgram.bind(backend);
+backend.runWebGPUProgram = (...args: unknown[]) => {
+  programs += 1;
+  return runProgram(...args);
+};
+
+async function matMulGflops(): Promise<number> {
+  const [m, k, n] = [256, 784, 2048];
+  const a = tf.randomUniform([m, k], -1, 1, 'float32', 1);
+  const b = tf.randomUniform([k, n], -1, 1, 'float32', 2);
+  const once = async () => {
+    const c = tf.matMul(a, b);
+    await c.data();
+    c.dispose();
+  };
+  await once();
+  const started = performance.now();
+  for (let i = 0; i < products; i++) await once();
+  const seconds = (performance.now() - started) / 1000 / products;
+  tf.dispose([a, b]);
+  return (2 * m * k * n) / seconds / 1e9;
+}
+
+interface StepFigures {
+  msPerStep: number;
+  programsForwardBackward: number;
+  programsPerStep: number;
+}
+
+async function routedStep(): Promise<StepFigures> {
+  const routes = [
+    { labels: [0, 1, 2, 3, 4], region: [0, 16] as const },
+    { labels: [5, 6, 7, 8, 9], region: [16, 32] as const },
+  ];
+  const model = new Autoencoder({
+    inputDim: 784,
+    hidden: [2048, 512],
+    latentDim: 32,
+    certificates: routes.map((route) => [route.region]),
+    seed: 0,
+  });
+  const objective = splitObjective({ routes, numClasses: 10 }, 32);
+  const optimizer = torchAdam({ learningRate: 1e-3, weightDecay: 5e-5 });
+  const x = tf.randomUniform([batch, 784], 0, 1, 'float32', 3) as tf.Tensor2D;
+  const labels = tf.tensor1d(
+    Array.from({ length: batch }, (_, i) => i % 10),
+    'int32',
+  );
+  const variables = model.trainableVariables;
+  const loss = () => objective.loss(model, x, labels).total;
+  const step = async () => {
+    const value = optimizer.minimize(loss, true, variables)!;
+    await value.data();
+    value.dispose();
+  };
+  await step();
+  programs = 0;
+  const { value, grads } = tf.variableGrads(loss, variables);
+  const programsForwardBackward = programs;
+  await value.data();
+  tf.dispose([value, ...Object.values(grads)]);
+  programs = 0;
+  const started = performance.now();
+  for (let i = 0; i < steps; i++) await step();
+  const msPerStep = (performance.now() - started) / steps;
+  const programsPerStep = programs / steps;
+  optimizer.dispose();
+  objective.dispose();
+  model.dispose();
+  tf.dispose([x, labels]);
+  return { msPerStep, programsForwardBackward, programsPerStep };
+}
+
+for (const kernels of ['stock', 'library'] as const) {
+  if (kernels === 'stock') uninstallWebGpuKernels();
+  else installWebGpuKernels();
+  const gflops = await matMulGflops();
+  const step = await routedStep();
+  console.log(
+    `${kernels.padEnd(8)} matMul 256×784×2048 ${gflops.toFixed(2)} GFLOP/s | routed step, batch ${batch}: ` +
+      `${step.msPerStep.toFixed(0)} ms, ${step.programsForwardBackward} programs forward+backward, ` +
+      `${step.programsPerStep} programs per step with torchAdam`,
+  );
+}
+releaseNodeWebGpu();
