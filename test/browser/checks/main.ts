@@ -3,8 +3,19 @@
 import '@tensorflow/tfjs-backend-webgpu';
 import '@tensorflow/tfjs-backend-webgl';
 import * as tf from '@tensorflow/tfjs-core';
-import { type BackendName, routeGradients, selectBackend } from 'gradient-routing';
-import type { RoutingCheckInput, RoutingCheckResult } from './protocol.js';
+import {
+  Autoencoder,
+  type BackendName,
+  routeGradients,
+  selectBackend,
+  webGpuKernelsInstalled,
+} from 'gradient-routing';
+import type {
+  MatMulCheckInput,
+  MatMulCheckResult,
+  RoutingCheckInput,
+  RoutingCheckResult,
+} from './protocol.js';
 
 function bits(values: Float32Array): number[] {
   return Array.from(new Uint32Array(values.buffer, values.byteOffset, values.length));
@@ -56,5 +67,61 @@ async function routingChecks(input: RoutingCheckInput): Promise<RoutingCheckResu
   return result;
 }
 
-(window as Window & { routingChecks?: typeof routingChecks }).routingChecks = routingChecks;
+/**
+ * The dense-layer products on WebGPU, with the library's kernels that selectBackend installs, and
+ * the gradients of a small autoencoder (whose dense layers take the library's fused path there).
+ */
+async function matMulChecks(input: MatMulCheckInput): Promise<MatMulCheckResult> {
+  const reason = await unavailable('webgpu');
+  if (reason !== undefined) return { available: false, reason };
+  await selectBackend({ backend: 'webgpu' });
+  const before = tf.memory().numTensors;
+  const products: number[][] = [];
+  for (const p of input.products) {
+    const out = tf.tidy(() => {
+      const a = tf.tensor(p.a, p.aShape);
+      const b = tf.tensor(p.b, p.bShape);
+      const bias = p.bias === undefined ? undefined : tf.tensor1d(p.bias);
+      const { transposeA, transposeB } = p;
+      return tf.fused.matMul({
+        a,
+        b,
+        transposeA,
+        transposeB,
+        bias,
+        activation: p.activation ?? 'linear',
+      });
+    });
+    products.push(Array.from(await out.data()));
+    out.dispose();
+  }
+  const model = new Autoencoder({ inputDim: 12, hidden: [33], latentDim: 7, seed: 1 });
+  const x = tf.tensor2d(input.autoencoderInput, [input.autoencoderInput.length / 12, 12]);
+  const { value, grads } = tf.variableGrads(
+    () => tf.mean(tf.abs(tf.sub(model.reconstruct(x), x))) as tf.Scalar,
+    model.trainableVariables,
+  );
+  const gradients = await Promise.all(
+    model.trainableVariables.map(async (v) => Array.from(await grads[v.name]!.data())),
+  );
+  const loss = (await value.data())[0]!;
+  tf.dispose([x, value, ...Object.values(grads)]);
+  model.dispose();
+  return {
+    available: true,
+    kernelsInstalled: webGpuKernelsInstalled(),
+    products,
+    loss,
+    gradients,
+    tensorsBefore: before,
+    tensorsAfter: tf.memory().numTensors,
+  };
+}
+
+const page = window as Window & {
+  routingChecks?: typeof routingChecks;
+  matMulChecks?: typeof matMulChecks;
+};
+page.routingChecks = routingChecks;
+page.matMulChecks = matMulChecks;
 document.body.dataset.state = 'ready';

@@ -72,7 +72,6 @@ export interface Epilogue {
 export const TILE_M = 64;
 export const TILE_N = 64;
 const TILE_K = 16;
-const THREADS = 256;
 
 /**
  * The register-tiled product. Each workgroup stages a 64×16 slice of A and a 16×64 slice of B in
@@ -143,12 +142,8 @@ export class TiledMatMulProgram implements WebGpuProgram {
     const { transposeA, transposeB } = this.shape;
     const { bias, activation, gated } = this.epilogue;
     // A is M×K (K contiguous) or, transposed, K×M (M contiguous); B is K×N or, transposed, N×K.
-    const loadA = this.vec4A
-      ? loadVec4('A', 'tileA', transposeA ? 'kMajor' : 'kMinor', 'dimM', gated === 'a')
-      : loadScalar('A', 'tileA', transposeA ? 'kMajor' : 'kMinor', 'dimM', gated === 'a');
-    const loadB = this.vec4B
-      ? loadVec4('B', 'tileB', transposeB ? 'kMinor' : 'kMajor', 'dimN', gated === 'b')
-      : loadScalar('B', 'tileB', transposeB ? 'kMinor' : 'kMajor', 'dimN', gated === 'b');
+    const loadA = loadTile('A', transposeA ? 'kMajor' : 'kMinor', this.vec4A, gated === 'a');
+    const loadB = loadTile('B', transposeB ? 'kMinor' : 'kMajor', this.vec4B, gated === 'b');
     const biasTerm = bias === 'none' ? '' : bias === 'scalar' ? ' + bias[0]' : ' + bias[col]';
     const activate = activation === 'relu' ? 'value = select(value, 0.0, value < 0.0);' : '';
     return `
@@ -207,88 +202,86 @@ export class TiledMatMulProgram implements WebGpuProgram {
 type Layout = 'kMinor' | 'kMajor';
 
 /**
- * WGSL that stages one 16-deep slice of an operand into its tile with scalar reads, four per
- * thread, consecutive threads reading consecutive addresses. `outer` names the uniform of the
- * operand's outer dimension (dimM for A, dimN for B).
+ * WGSL that stages one 16-deep slice of operand `name` (A or B) into its tile. Every thread
+ * writes whole vec4s of the tile, never single components: a component store into workgroup
+ * memory may be compiled as a read-modify-write of the whole vector (Tint does so for HLSL), which
+ * would race with the neighbouring threads. Reads are arranged so that neighbouring threads read
+ * neighbouring addresses; out-of-range elements read as 0.
  */
-function loadScalar(
-  name: string,
-  tile: string,
-  layout: Layout,
-  outer: string,
-  gated: boolean,
-): string {
+function loadTile(name: 'A' | 'B', layout: Layout, vec4: boolean, gated: boolean): string {
+  const tile = name === 'A' ? 'tileA' : 'tileB';
   const offset = name === 'A' ? 'offsetA' : 'offsetB';
   const tileOuter = name === 'A' ? 'tileRow' : 'tileCol';
-  const index =
-    layout === 'kMinor'
-      ? `${offset} + outerIndex * uniforms.dimK + kIndex`
-      : `${offset} + kIndex * uniforms.${outer} + outerIndex`;
-  const split =
-    layout === 'kMinor'
-      ? `let local = flat / ${TILE_K}; let kLocal = flat % ${TILE_K};`
-      : `let local = flat % ${TILE_M}; let kLocal = flat / ${TILE_M};`;
-  const read = gated ? `select(0.0, ${name}[index], G[index] > 0.0)` : `${name}[index]`;
-  return `
-    for (var part = 0; part < ${(TILE_M * TILE_K) / THREADS}; part++) {
-      let flat = thread + part * ${THREADS};
-      ${split}
-      let outerIndex = ${tileOuter} + local;
-      let kIndex = kBase + kLocal;
-      var value = 0.0;
-      if (outerIndex < uniforms.${outer} && kIndex < uniforms.dimK) {
-        let index = ${index};
-        value = ${read};
-      }
-      ${tile}[kLocal][local / 4][local % 4] = value;
-    }`;
-}
-
-/**
- * WGSL that stages one slice with a single vec4 read per thread. Only used when the contiguous
- * dimension is a multiple of 4, so a vec4 is either wholly inside the matrix or wholly outside.
- */
-function loadVec4(
-  name: string,
-  tile: string,
-  layout: Layout,
-  outer: string,
-  gated: boolean,
-): string {
-  const offset = name === 'A' ? 'offsetA' : 'offsetB';
-  const tileOuter = name === 'A' ? 'tileRow' : 'tileCol';
+  const outer = name === 'A' ? 'uniforms.dimM' : 'uniforms.dimN';
   const zero = 'vec4<f32>(0.0)';
-  const read = (index: string) =>
-    gated ? `select(${zero}, ${name}[${index}], G[${index}] > ${zero})` : `${name}[${index}]`;
-  if (layout === 'kMinor') {
-    // 64 rows of 16 K values: four vec4 per row, scattered into the K-major tile.
+  // Flat index of element (outerIndex, kIndex) in the operand's batch matrix.
+  const flat = (outerIndex: string, kIndex: string) =>
+    layout === 'kMinor'
+      ? `${offset} + (${outerIndex}) * uniforms.dimK + ${kIndex}`
+      : `${offset} + ${kIndex} * ${outer} + ${outerIndex}`;
+  if (!vec4) {
+    const read = gated ? 'select(0.0, NAME[index], G[index] > 0.0)' : 'NAME[index]';
+    // Each thread reads four outer neighbours at one K; kMinor threads go along K, so that
+    // neighbouring threads read neighbouring addresses in both layouts.
+    const split =
+      layout === 'kMinor'
+        ? 'let kLocal = thread % 16; let quad = thread / 16;'
+        : 'let kLocal = thread / 16; let quad = thread % 16;';
     return `
     {
-      let local = thread / 4;
-      let kLocal = (thread % 4) * 4;
-      let outerIndex = ${tileOuter} + local;
+      ${split}
       let kIndex = kBase + kLocal;
       var value = ${zero};
-      if (outerIndex < uniforms.${outer} && kIndex < uniforms.dimK) {
-        let index = (${offset} + outerIndex * uniforms.dimK + kIndex) / 4;
-        value = ${read('index')};
+      if (kIndex < uniforms.dimK) {
+        for (var c = 0; c < 4; c++) {
+          let outerIndex = ${tileOuter} + quad * 4 + c;
+          if (outerIndex < ${outer}) {
+            let index = ${flat('outerIndex', 'kIndex')};
+            value[c] = ${read.replaceAll('NAME', name)};
+          }
+        }
       }
-      for (var c = 0; c < 4; c++) { ${tile}[kLocal + c][local / 4][local % 4] = value[c]; }
+      ${tile}[kLocal][quad] = value;
     }`;
   }
-  // 16 K rows of 64 outer values: sixteen vec4 per row, stored as they are.
-  return `
+  const read = (index: string) =>
+    gated ? `select(${zero}, ${name}[${index}], G[${index}] > ${zero})` : `${name}[${index}]`;
+  if (layout === 'kMajor') {
+    // A vec4 runs along the outer dimension: it is one vec4 of the tile as it is.
+    return `
     {
       let kLocal = thread / 16;
-      let local = (thread % 16) * 4;
-      let outerIndex = ${tileOuter} + local;
+      let quad = thread % 16;
+      let outerIndex = ${tileOuter} + quad * 4;
       let kIndex = kBase + kLocal;
       var value = ${zero};
-      if (outerIndex < uniforms.${outer} && kIndex < uniforms.dimK) {
-        let index = (${offset} + kIndex * uniforms.${outer} + outerIndex) / 4;
+      if (outerIndex < ${outer} && kIndex < uniforms.dimK) {
+        let index = (${flat('outerIndex', 'kIndex')}) / 4;
         value = ${read('index')};
       }
-      ${tile}[kLocal][local / 4] = value;
+      ${tile}[kLocal][quad] = value;
+    }`;
+  }
+  // A vec4 runs along K: 64 threads each read a 4×4 block (four outer neighbours, four K) and
+  // write it transposed, four whole vec4s.
+  return `
+    if (thread < 64) {
+      let quad = thread / 4;
+      let kLocal = (thread % 4) * 4;
+      let kIndex = kBase + kLocal;
+      var rows : array<vec4<f32>, 4>;
+      for (var r = 0; r < 4; r++) {
+        let outerIndex = ${tileOuter} + quad * 4 + r;
+        rows[r] = ${zero};
+        if (outerIndex < ${outer} && kIndex < uniforms.dimK) {
+          let index = (${flat('outerIndex', 'kIndex')}) / 4;
+          rows[r] = ${read('index')};
+        }
+      }
+      ${tile}[kLocal][quad] = vec4<f32>(rows[0].x, rows[1].x, rows[2].x, rows[3].x);
+      ${tile}[kLocal + 1][quad] = vec4<f32>(rows[0].y, rows[1].y, rows[2].y, rows[3].y);
+      ${tile}[kLocal + 2][quad] = vec4<f32>(rows[0].z, rows[1].z, rows[2].z, rows[3].z);
+      ${tile}[kLocal + 3][quad] = vec4<f32>(rows[0].w, rows[1].w, rows[2].w, rows[3].w);
     }`;
 }
 
