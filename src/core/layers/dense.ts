@@ -48,16 +48,16 @@ function registerDenseGradient(): void {
   if (tf.getGradient(DENSE_KERNEL) !== undefined) return;
   tf.registerGradient({
     kernelName: DENSE_KERNEL,
-    inputsToSave: ['x', 'kernel'],
+    inputsToSave: ['a', 'b'],
     outputsToSave: [true],
     gradFunc: (dy, saved, attrs) => {
       const [x, kernel, y] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
       const upstream = dy as tf.Tensor2D;
       const gate = attrs.activation === 'relu' ? y : null;
       return {
-        x: () =>
+        a: () =>
           gatedMatMul(upstream, kernel, gate, { transposeA: false, transposeB: true, gated: 'a' }),
-        kernel: () =>
+        b: () =>
           gatedMatMul(x, upstream, gate, { transposeA: true, transposeB: false, gated: 'b' }),
         bias: () => {
           const inputs: tf.NamedTensorMap = gate === null ? { x: upstream } : { x: upstream, gate };
@@ -84,6 +84,6 @@ export function dense(
     return tf.fused.matMul({ a: x, b: kernel, bias: bias ?? undefined, activation }) as tf.Tensor2D;
   }
   registerDenseGradient();
-  const inputs: tf.NamedTensorMap = bias === null ? { x, kernel } : { x, kernel, bias };
+  const inputs: tf.NamedTensorMap = bias === null ? { a: x, b: kernel } : { a: x, b: kernel, bias };
   return tf.engine().runKernel(DENSE_KERNEL, inputs, { activation }) as tf.Tensor2D;
 }

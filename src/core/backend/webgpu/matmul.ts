@@ -22,7 +22,7 @@ import {
 
 const BACKEND = 'webgpu';
 
-/** A dense layer `activation(x·W + b)` forward, with a gradient of its own (src/core/layers/dense.ts). */
+/** A dense layer `activation(a·b + bias)` forward (a the batch, b the kernel), with a gradient of its own (src/core/layers/dense.ts). */
 export const DENSE_KERNEL = 'GradientRoutingDense';
 /** A product whose one operand is read through ReLU's backward: `(a ⊙ [gate > 0])·b` or `a·(b ⊙ [gate > 0])`. */
 export const GATED_MATMUL_KERNEL = 'GradientRoutingGatedMatMul';
@@ -151,27 +151,16 @@ function isEpilogueActivation(name: unknown): name is EpilogueActivation {
   return name === undefined || name === null || name === 'linear' || name === 'relu';
 }
 
-function batchMatMulKernel(stock: tf.KernelConfig | undefined): tf.KernelConfig {
+/**
+ * The replacement of tfjs's BatchMatMul or _FusedMatMul (the same inputs and attributes, the
+ * latter with a bias, an activation and PReLU weights), with `stock` for what it does not cover.
+ */
+function productKernel(
+  kernelName: 'BatchMatMul' | '_FusedMatMul',
+  stock: tf.KernelConfig | undefined,
+): tf.KernelConfig {
   return {
-    kernelName: 'BatchMatMul',
-    backendName: BACKEND,
-    kernelFunc: (params: KernelParams) => {
-      const backend = params.backend as unknown as WebGpuBackend;
-      const { a, b } = params.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-      const { transposeA, transposeB } = params.attrs as {
-        transposeA: boolean;
-        transposeB: boolean;
-      };
-      const shape = planProduct(a, b, transposeA, transposeB, backend);
-      if (shape === null) return delegate(stock, params);
-      return runProduct(backend, { a, b, shape, activation: 'linear', gated: 'none' });
-    },
-  };
-}
-
-function fusedMatMulKernel(stock: tf.KernelConfig | undefined): tf.KernelConfig {
-  return {
-    kernelName: '_FusedMatMul',
+    kernelName,
     backendName: BACKEND,
     kernelFunc: (params: KernelParams) => {
       const backend = params.backend as unknown as WebGpuBackend;
@@ -209,46 +198,44 @@ function delegate(stock: tf.KernelConfig | undefined, params: KernelParams): tf.
   return stock.kernelFunc(params) as tf.TensorInfo;
 }
 
-const denseKernel: tf.KernelConfig = {
-  kernelName: DENSE_KERNEL,
-  backendName: BACKEND,
-  kernelFunc: (params: KernelParams) => {
-    const backend = params.backend as unknown as WebGpuBackend;
-    const { x, kernel, bias } = params.inputs as Record<string, tf.TensorInfo | undefined>;
-    const { activation } = params.attrs as { activation: EpilogueActivation };
-    const shape = planProduct(x!, kernel!, false, false, backend);
-    if (shape === null || x!.shape.length !== 2 || kernel!.shape.length !== 2) {
-      throw new Error(
-        `gradient-routing: ${DENSE_KERNEL} takes a float32 batch [B, in] and kernel [in, out], got [${x!.shape}] and [${kernel!.shape}].`,
-      );
-    }
-    return runProduct(backend, { a: x!, b: kernel!, shape, bias, activation, gated: 'none' });
-  },
-};
-
-const gatedMatMulKernel: tf.KernelConfig = {
-  kernelName: GATED_MATMUL_KERNEL,
-  backendName: BACKEND,
-  kernelFunc: (params: KernelParams) => {
-    const backend = params.backend as unknown as WebGpuBackend;
-    const { a, b, gate } = params.inputs as Record<string, tf.TensorInfo | undefined>;
-    const { transposeA, transposeB, gated } = params.attrs as unknown as GatedMatMulAttrs;
-    const shape = planProduct(a!, b!, transposeA, transposeB, backend);
-    if (shape === null) {
-      throw new Error(
-        `gradient-routing: ${GATED_MATMUL_KERNEL} takes float32 operands of matching inner size, got ${a!.shape} and ${b!.shape}.`,
-      );
-    }
-    return runProduct(backend, {
-      a: a!,
-      b: b!,
-      shape,
-      activation: 'linear',
-      gate,
-      gated: gate === undefined ? 'none' : gated,
-    });
-  },
-};
+/**
+ * The library's own products: {@link DENSE_KERNEL} (a dense layer's forward: bias and activation,
+ * no transposes) and {@link GATED_MATMUL_KERNEL} (its backward products: transposes and a gate).
+ * Both take inputs `a`, `b` and optionally `bias` and `gate`.
+ */
+function libraryProductKernel(kernelName: string): tf.KernelConfig {
+  return {
+    kernelName,
+    backendName: BACKEND,
+    kernelFunc: (params: KernelParams) => {
+      const backend = params.backend as unknown as WebGpuBackend;
+      const { a, b, bias, gate } = params.inputs as Record<string, tf.TensorInfo | undefined>;
+      const attrs = params.attrs as Partial<GatedMatMulAttrs> & { activation?: EpilogueActivation };
+      const {
+        transposeA = false,
+        transposeB = false,
+        gated = 'none',
+        activation = 'linear',
+      } = attrs;
+      const shape = planProduct(a!, b!, transposeA, transposeB, backend);
+      if (shape === null) {
+        throw new Error(
+          `gradient-routing: ${kernelName} takes float32 matrices of matching inner size, got [${a!.shape}] and [${b!.shape}].`,
+        );
+      }
+      const gatedOperand = gate === undefined ? 'none' : gated;
+      return runProduct(backend, {
+        a: a!,
+        b: b!,
+        shape,
+        bias,
+        activation,
+        gate,
+        gated: gatedOperand,
+      });
+    },
+  };
+}
 
 const gatedColumnSumKernel: tf.KernelConfig = {
   kernelName: GATED_COLUMN_SUM_KERNEL,
@@ -272,10 +259,10 @@ const gatedColumnSumKernel: tf.KernelConfig = {
 export const denseMatMulKernels = {
   name: 'dense-matmul',
   kernels: (): readonly tf.KernelConfig[] => [
-    batchMatMulKernel(tf.getKernel('BatchMatMul', BACKEND)),
-    fusedMatMulKernel(tf.getKernel('_FusedMatMul', BACKEND)),
-    denseKernel,
-    gatedMatMulKernel,
+    productKernel('BatchMatMul', tf.getKernel('BatchMatMul', BACKEND)),
+    productKernel('_FusedMatMul', tf.getKernel('_FusedMatMul', BACKEND)),
+    libraryProductKernel(DENSE_KERNEL),
+    libraryProductKernel(GATED_MATMUL_KERNEL),
     gatedColumnSumKernel,
   ],
 };
