@@ -193,6 +193,21 @@ describe.skipIf(unavailable !== null)('WebGPU matMul kernels', () => {
     }
   });
 
+  it('handle empty products: no rows, and no inner dimension (all zeros)', async () => {
+    const cases: Product[] = [
+      { a: [0, 5], b: [5, 3], transposeA: false, transposeB: false },
+      { a: [3, 0], b: [0, 4], transposeA: false, transposeB: false },
+      { a: [2, 0, 3], b: [2, 4, 0], transposeA: true, transposeB: true },
+    ];
+    for (const product of cases) {
+      const [gpu, cpu, ran] = await bothBackends(product, (a, b) =>
+        tf.matMul(a, b, product.transposeA, product.transposeB),
+      );
+      expect(ran).toEqual([OURS]);
+      expect(Array.from(gpu)).toEqual(Array.from(cpu));
+    }
+  });
+
   it('fuse a bias (per column or scalar) and relu into the product, and leave other activations to tfjs', async () => {
     const product: Product = { a: [33, 7], b: [1000, 7], transposeA: false, transposeB: true };
     const columnBias = seeded(1000, 5);

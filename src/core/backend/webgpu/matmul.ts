@@ -111,7 +111,7 @@ function runProduct(backend: WebGpuBackend, request: ProductRequest): tf.TensorI
     bias === undefined ? 'none' : tf.util.sizeFromShape(bias.shape) === 1 ? 'scalar' : 'row';
   const program = new TiledMatMulProgram(shape, { bias: biasKind, activation, gated });
   const asBatches = (x: tf.TensorInfo, rows: number, cols: number) =>
-    reshape(backend, x, [tf.util.sizeFromShape(x.shape) / (rows * cols), rows, cols]);
+    reshape(backend, x, [tf.util.sizeFromShape(x.shape.slice(0, -2)), rows, cols]);
   const a3 = asBatches(
     a,
     shape.transposeA ? shape.k : shape.m,
