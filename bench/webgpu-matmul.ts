@@ -1,13 +1,14 @@
 /**
  * `npx tsx bench/webgpu-matmul.ts`: the library's WebGPU matMul kernels against tfjs's stock ones,
  * on whatever WebGPU adapter the machine has (forced on a software one). Prints, for both:
- * the GFLOP/s of a 256×784 · 784×2048 product (the best of the timed ones, read back included), and the paper model's routed training step
+ * the GFLOP/s of the three products of a 784 → 2048 dense layer at batch 256 (x·W, dy·Wᵀ, xᵀ·dy;
+ * the best of the timed ones, read back included), and the paper model's routed training step
  * (the library's Autoencoder, split objective and torchAdam, as the experiments train it) in ms
  * and in WebGPU programs, forward + backward and the whole step. Figures, not verdicts.
  *
- * Options: --batch N (default 256), --steps N timed steps (default 3), --products N timed
- * products (default 5), --order stock,library (which kernels go first; on a busy machine, run
- * both orders).
+ * Options: --batch N (default 256), --steps N timed steps (default 3; 0: products only),
+ * --products N timed products (default 5), --order stock,library (which kernels go first; on a
+ * busy machine, run both orders).
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
@@ -43,12 +44,24 @@ backend.runWebGPUProgram = (...args: unknown[]) => {
   return runProgram(...args);
 };
 
-async function matMulGflops(): Promise<number> {
-  const [m, k, n] = [256, 784, 2048];
-  const a = tf.randomUniform([m, k], -1, 1, 'float32', 1);
-  const b = tf.randomUniform([k, n], -1, 1, 'float32', 2);
+/** The three products of a 784 → 2048 dense layer at batch 256, as `[a, b, transposeA, transposeB]`. */
+const LAYER_PRODUCTS = {
+  x·W: [[256, 784], [784, 2048], false, false],
+  dy·Wᵀ: [[256, 2048], [784, 2048], false, true],
+  xᵀ·dy: [[256, 784], [256, 2048], true, false],
+} as const;
+const LAYER_FLOPS = 2 * 256 * 784 * 2048;
+
+async function matMulGflops([
+  aShape,
+  bShape,
+  transposeA,
+  transposeB,
+]: (typeof LAYER_PRODUCTS)[keyof typeof LAYER_PRODUCTS]): Promise<number> {
+  const a = tf.randomUniform([...aShape], -1, 1, 'float32', 1);
+  const b = tf.randomUniform([...bShape], -1, 1, 'float32', 2);
   const once = async () => {
-    const c = tf.matMul(a, b);
+    const c = tf.matMul(a, b, transposeA, transposeB);
     await c.data();
     c.dispose();
   };
@@ -61,7 +74,7 @@ async function matMulGflops(): Promise<number> {
     seconds = Math.min(seconds, (performance.now() - started) / 1000);
   }
   tf.dispose([a, b]);
-  return (2 * m * k * n) / seconds / 1e9;
+  return LAYER_FLOPS / seconds / 1e9;
 }
 
 interface StepFigures {
@@ -124,12 +137,18 @@ if (order.some((kernels) => kernels !== 'stock' && kernels !== 'library')) {
 for (const kernels of order) {
   if (kernels === 'stock') uninstallWebGpuKernels();
   else installWebGpuKernels();
-  const gflops = await matMulGflops();
+  const rates: string[] = [];
+  for (const [name, product] of Object.entries(LAYER_PRODUCTS)) {
+    rates.push(`${name} ${(await matMulGflops(product)).toFixed(2)}`);
+  }
+  console.log(
+    `${kernels.padEnd(8)} GFLOP/s of 256×784×2048 products (best of ${products}): ${rates.join(', ')}`,
+  );
+  if (steps === 0) continue;
   const step = await routedStep();
   console.log(
-    `${kernels.padEnd(8)} matMul 256×784×2048 ${gflops.toFixed(2)} GFLOP/s (best of ${products}) | routed step, batch ${batch}: ` +
-      `${step.msPerStep.toFixed(0)} ms (best of ${steps}), ${step.programsForwardBackward} programs forward+backward, ` +
-      `${step.programsPerStep} programs per step with torchAdam`,
+    `${kernels.padEnd(8)} routed step, batch ${batch}: ${step.msPerStep.toFixed(0)} ms (best of ${steps}), ` +
+      `${step.programsForwardBackward} programs forward+backward, ${step.programsPerStep} programs per step with torchAdam`,
   );
 }
 releaseNodeWebGpu();
