@@ -45,8 +45,9 @@ function seeded(count: number, seed: number): Float32Array {
   return out;
 }
 
-/** The programs the webgpu backend runs, by the first word of their shader key. */
+/** The programs the webgpu backend runs, by the first word of their shader key, and the keys. */
 const programs: string[] = [];
+const shaderKeys: string[] = [];
 interface ProgramRunner {
   runWebGPUProgram: (program: { shaderKey: string }, ...rest: unknown[]) => unknown;
 }
@@ -55,6 +56,7 @@ function recordPrograms(): void {
   const run = backend.runWebGPUProgram.bind(backend);
   backend.runWebGPUProgram = (program, ...rest) => {
     programs.push(program.shaderKey.split('_')[0]!);
+    shaderKeys.push(program.shaderKey);
     return run(program, ...rest);
   };
 }
@@ -104,6 +106,7 @@ async function bothBackends(
     return { values, shape };
   };
   programs.length = 0;
+  shaderKeys.length = 0;
   let gpu: { values: Float32Array; shape: number[] } | undefined;
   await expectNoLeak(async () => {
     gpu = await run();
@@ -156,6 +159,36 @@ describe.skipIf(unavailable !== null)('WebGPU matMul kernels', () => {
           tf.matMul(a, b, transposeA, transposeB),
         );
         expect(ran).toEqual([OURS]);
+        expect(shaderKeys[0]).toMatch(new RegExp(`^${OURS}_32_`));
+        expect(maxAbsDifference(gpu, cpu)).toBeLessThanOrEqual(tolerance(k));
+      });
+    }
+  }
+
+  // Outputs of 128 or more 64×64 tiles take the 64-wide tiles (the covering shapes above, 32-wide
+  // ones); between them the two shapes read every operand layout scalar and as vec4.
+  for (const [m, k, n] of [
+    [1000, 33, 2049],
+    [2049, 100, 1000],
+  ] as const) {
+    for (const [transposeA, transposeB] of [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ] as const) {
+      it(`match cpu with 64-wide tiles for ${m}×${k}·${k}×${n}, transposeA ${transposeA}, transposeB ${transposeB}`, async () => {
+        const product = {
+          a: transposeA ? [k, m] : [m, k],
+          b: transposeB ? [n, k] : [k, n],
+          transposeA,
+          transposeB,
+        };
+        const [gpu, cpu, ran] = await bothBackends(product, (a, b) =>
+          tf.matMul(a, b, transposeA, transposeB),
+        );
+        expect(ran).toEqual([OURS]);
+        expect(shaderKeys[0]).toMatch(new RegExp(`^${OURS}_64_`));
         expect(maxAbsDifference(gpu, cpu)).toBeLessThanOrEqual(tolerance(k));
       });
     }

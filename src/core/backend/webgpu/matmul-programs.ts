@@ -49,6 +49,8 @@ export type GatedOperand = 'none' | 'a' | 'b';
 
 /** The shape of one product `[batch, M, K] · [batch, K, N]`, transposes as stored. */
 export interface MatMulShape {
+  /** The output tile of one workgroup. */
+  readonly tile: TileSide;
   readonly batch: number;
   readonly m: number;
   readonly n: number;
@@ -68,13 +70,16 @@ export interface Epilogue {
   readonly gated: GatedOperand;
 }
 
-/** Output tile of one workgroup: 64×64, 16×16 threads with 4×4 outputs each, 16-deep K steps. */
-export const TILE_M = 64;
-export const TILE_N = 64;
+/**
+ * Side of a workgroup's square output tile: (side/4)² threads with 4×4 outputs each. 64 (256
+ * threads) for large products; 32 (64 threads) gives four times as many workgroups to small ones.
+ */
+export type TileSide = 32 | 64;
+/** Depth of the K slices staged in workgroup memory. */
 const TILE_K = 16;
 
 /**
- * The register-tiled product. Each workgroup stages a 64×16 slice of A and a 16×64 slice of B in
+ * The register-tiled product. Each workgroup stages a side×16 slice of A and a 16×side slice of B in
  * workgroup memory (as vec4 along M and N, so the inner loop is four vec4 multiply-adds), and
  * each thread keeps its 4×4 outputs in registers for the whole K loop. Operands whose contiguous
  * dimension is a multiple of 4 are read as vec4; edges are read as zeros and never written, so
@@ -87,7 +92,7 @@ export class TiledMatMulProgram implements WebGpuProgram {
   dispatch: [number, number, number];
   variableNames: string[];
   variableComponents: number[];
-  workgroupSize: [number, number, number] = [16, 16, 1];
+  workgroupSize: [number, number, number];
   uniforms = 'dimM : i32, dimN : i32, dimK : i32, batchStrideA : i32, batchStrideB : i32,';
   private readonly vec4A: boolean;
   private readonly vec4B: boolean;
@@ -96,9 +101,11 @@ export class TiledMatMulProgram implements WebGpuProgram {
     private readonly shape: MatMulShape,
     private readonly epilogue: Epilogue,
   ) {
+    const { tile } = shape;
     const { batch, m, n, k, transposeA, transposeB } = shape;
     this.outputShape = [batch, m, n];
-    this.dispatch = [Math.ceil(n / TILE_N), Math.ceil(m / TILE_M), batch];
+    this.workgroupSize = [tile / 4, tile / 4, 1];
+    this.dispatch = [Math.ceil(n / tile), Math.ceil(m / tile), batch];
     // The contiguous dimension of each operand decides whether it can be read as vec4.
     this.vec4A = (transposeA ? m : k) % 4 === 0;
     this.vec4B = (transposeB ? k : n) % 4 === 0;
@@ -116,6 +123,7 @@ export class TiledMatMulProgram implements WebGpuProgram {
     }
     this.shaderKey = [
       'gradientRoutingTiledMatMul',
+      tile,
       transposeA,
       transposeB,
       this.vec4A,
@@ -142,18 +150,19 @@ export class TiledMatMulProgram implements WebGpuProgram {
     const { transposeA, transposeB } = this.shape;
     const { bias, activation, gated } = this.epilogue;
     // A is M×K (K contiguous) or, transposed, K×M (M contiguous); B is K×N or, transposed, N×K.
-    const loadA = loadTile('A', transposeA ? 'kMajor' : 'kMinor', this.vec4A, gated === 'a');
-    const loadB = loadTile('B', transposeB ? 'kMinor' : 'kMajor', this.vec4B, gated === 'b');
+    const { tile } = this.shape;
+    const loadA = loadTile('A', transposeA ? 'kMajor' : 'kMinor', this.vec4A, gated === 'a', tile);
+    const loadB = loadTile('B', transposeB ? 'kMinor' : 'kMajor', this.vec4B, gated === 'b', tile);
     const biasTerm = bias === 'none' ? '' : bias === 'scalar' ? ' + bias[0]' : ' + bias[col]';
     const activate = activation === 'relu' ? 'value = select(value, 0.0, value < 0.0);' : '';
     return `
-      var<workgroup> tileA : array<array<vec4<f32>, ${TILE_M / 4}>, ${TILE_K}>;
-      var<workgroup> tileB : array<array<vec4<f32>, ${TILE_N / 4}>, ${TILE_K}>;
+      var<workgroup> tileA : array<array<vec4<f32>, ${tile / 4}>, ${TILE_K}>;
+      var<workgroup> tileB : array<array<vec4<f32>, ${tile / 4}>, ${TILE_K}>;
 
       fn main() {
         let batch = i32(workgroupId.z);
-        let tileRow = i32(workgroupId.y) * ${TILE_M};
-        let tileCol = i32(workgroupId.x) * ${TILE_N};
+        let tileRow = i32(workgroupId.y) * ${tile};
+        let tileCol = i32(workgroupId.x) * ${tile};
         let thread = i32(localIndex);
         let tx = i32(localId.x);
         let ty = i32(localId.y);
@@ -208,7 +217,17 @@ type Layout = 'kMinor' | 'kMajor';
  * would race with the neighbouring threads. Reads are arranged so that neighbouring threads read
  * neighbouring addresses; out-of-range elements read as 0.
  */
-function loadTile(name: 'A' | 'B', layout: Layout, vec4: boolean, gated: boolean): string {
+function loadTile(
+  name: 'A' | 'B',
+  layout: Layout,
+  vec4: boolean,
+  gated: boolean,
+  side: TileSide,
+): string {
+  const quads = side / 4;
+  const threads = quads * quads;
+  // Each slot is one vec4 of the tile: TILE_K rows of side/4; threads take them in turn.
+  const slots = `for (var slot = thread; slot < ${TILE_K * quads}; slot = slot + ${threads})`;
   const tile = name === 'A' ? 'tileA' : 'tileB';
   const offset = name === 'A' ? 'offsetA' : 'offsetB';
   const tileOuter = name === 'A' ? 'tileRow' : 'tileCol';
@@ -225,10 +244,10 @@ function loadTile(name: 'A' | 'B', layout: Layout, vec4: boolean, gated: boolean
     // neighbouring threads read neighbouring addresses in both layouts.
     const split =
       layout === 'kMinor'
-        ? 'let kLocal = thread % 16; let quad = thread / 16;'
-        : 'let kLocal = thread / 16; let quad = thread % 16;';
+        ? `let kLocal = slot % ${TILE_K}; let quad = slot / ${TILE_K};`
+        : `let kLocal = slot / ${quads}; let quad = slot % ${quads};`;
     return `
-    {
+    ${slots} {
       ${split}
       let kIndex = kBase + kLocal;
       var value = ${zero};
@@ -249,9 +268,9 @@ function loadTile(name: 'A' | 'B', layout: Layout, vec4: boolean, gated: boolean
   if (layout === 'kMajor') {
     // A vec4 runs along the outer dimension: it is one vec4 of the tile as it is.
     return `
-    {
-      let kLocal = thread / 16;
-      let quad = thread % 16;
+    ${slots} {
+      let kLocal = slot / ${quads};
+      let quad = slot % ${quads};
       let outerIndex = ${tileOuter} + quad * 4;
       let kIndex = kBase + kLocal;
       var value = ${zero};
@@ -262,12 +281,12 @@ function loadTile(name: 'A' | 'B', layout: Layout, vec4: boolean, gated: boolean
       ${tile}[kLocal][quad] = value;
     }`;
   }
-  // A vec4 runs along K: 64 threads each read a 4×4 block (four outer neighbours, four K) and
-  // write it transposed, four whole vec4s.
+  // A vec4 runs along K: a thread reads a 4×4 block (four outer neighbours, four K) and writes it
+  // transposed, four whole vec4s.
   return `
-    if (thread < 64) {
-      let quad = thread / 4;
-      let kLocal = (thread % 4) * 4;
+    for (var block = thread; block < ${quads * (TILE_K / 4)}; block = block + ${threads}) {
+      let quad = block / ${TILE_K / 4};
+      let kLocal = (block % ${TILE_K / 4}) * 4;
       let kIndex = kBase + kLocal;
       var rows : array<vec4<f32>, 4>;
       for (var r = 0; r < 4; r++) {

@@ -4,9 +4,8 @@ import {
   type EpilogueActivation,
   type GatedOperand,
   type MatMulShape,
-  TILE_M,
-  TILE_N,
   TiledMatMulProgram,
+  type TileSide,
   type WebGpuBackend,
 } from './matmul-programs.js';
 
@@ -62,9 +61,11 @@ function planProduct(
   // tfjs flattens the outer dimensions; only equal counts or a single shared matrix line up.
   if (batchA !== batchB && batchA !== 1 && batchB !== 1) return null;
   const batch = Math.max(batchA, batchB);
+  const tile = tileSide(batch, m, n);
   const limit = backend.device.limits.maxComputeWorkgroupsPerDimension;
-  if (Math.ceil(n / TILE_N) > limit || Math.ceil(m / TILE_M) > limit || batch > limit) return null;
+  if (Math.ceil(n / tile) > limit || Math.ceil(m / tile) > limit || batch > limit) return null;
   return {
+    tile,
     batch,
     m,
     n,
@@ -74,6 +75,14 @@ function planProduct(
     broadcastA: batchA === 1 && batch > 1,
     broadcastB: batchB === 1 && batch > 1,
   };
+}
+
+/**
+ * Big tiles when the product has enough of them to fill a GPU (a hundred or so streaming
+ * multiprocessors), small ones otherwise, so that a small product still spreads over the chip.
+ */
+function tileSide(batch: number, m: number, n: number): TileSide {
+  return batch * Math.ceil(m / 64) * Math.ceil(n / 64) >= 128 ? 64 : 32;
 }
 
 /** The output shape tfjs gives a product: broadcast outer dimensions, then M×N. */
