@@ -304,10 +304,16 @@ function loadTile(
     }`;
 }
 
+/** Columns per workgroup of {@link ColumnSumProgram}, and threads that share one column. */
+const SUM_COLUMNS = 16;
+const SUM_PARTS = 16;
+
 /**
  * Column sums of an `[M, N]` matrix, optionally gated like the products: the bias gradient of a
- * dense layer, with ReLU's backward applied on the fly instead of in a pass of its own. One
- * thread per column; neighbouring threads read neighbouring addresses.
+ * dense layer, with ReLU's backward applied on the fly instead of in a pass of its own. Sixteen
+ * threads share a column (every sixteenth row each, neighbouring threads on neighbouring
+ * columns) and add their partial sums in workgroup memory, so a layer of a few hundred units
+ * still keeps thousands of threads busy.
  */
 export class ColumnSumProgram implements WebGpuProgram {
   outputShape: number[];
@@ -315,7 +321,7 @@ export class ColumnSumProgram implements WebGpuProgram {
   dispatchLayout = { x: [0] };
   dispatch: [number, number, number];
   variableNames: string[];
-  workgroupSize: [number, number, number] = [64, 1, 1];
+  workgroupSize: [number, number, number] = [SUM_COLUMNS, SUM_PARTS, 1];
   uniforms = 'dimM : i32, dimN : i32,';
 
   constructor(
@@ -324,7 +330,7 @@ export class ColumnSumProgram implements WebGpuProgram {
     private readonly gated: boolean,
   ) {
     this.outputShape = [columns];
-    this.dispatch = [Math.ceil(columns / 64), 1, 1];
+    this.dispatch = [Math.ceil(columns / SUM_COLUMNS), 1, 1];
     this.variableNames = gated ? ['X', 'G'] : ['X'];
     this.shaderKey = `gradientRoutingColumnSum_${gated}`;
   }
@@ -338,15 +344,28 @@ export class ColumnSumProgram implements WebGpuProgram {
 
   getUserCode(): string {
     const read = this.gated ? 'select(0.0, X[index], G[index] > 0.0)' : 'X[index]';
+    // main's flat index is not used: a column and a part come from the workgroup coordinates.
     return `
-      fn main(col : i32) {
-        if (col >= uniforms.dimN) { return; }
+      var<workgroup> partial : array<array<f32, ${SUM_COLUMNS}>, ${SUM_PARTS}>;
+
+      fn main(flatIndex : i32) {
+        let local = i32(localId.x);
+        let part = i32(localId.y);
+        let col = i32(workgroupId.x) * ${SUM_COLUMNS} + local;
         var total = 0.0;
-        for (var row = 0; row < uniforms.dimM; row++) {
-          let index = row * uniforms.dimN + col;
-          total = total + ${read};
+        if (col < uniforms.dimN) {
+          for (var row = part; row < uniforms.dimM; row = row + ${SUM_PARTS}) {
+            let index = row * uniforms.dimN + col;
+            total = total + ${read};
+          }
         }
-        result[col] = total;
+        partial[part][local] = total;
+        workgroupBarrier();
+        if (part == 0 && col < uniforms.dimN) {
+          var sum = 0.0;
+          for (var p = 0; p < ${SUM_PARTS}; p++) { sum = sum + partial[p][local]; }
+          result[col] = sum;
+        }
       }
     `;
   }
