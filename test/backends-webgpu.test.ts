@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { webGpuKernelsInstalled } from '../src/core/backend/webgpu/install.js';
 import { routeGradients, setMaskValidation } from '../src/core/routing/route.js';
 import { selectNodeBackend } from '../src/node/backend.js';
 import { nodeWebGpuAdapter, releaseNodeWebGpu } from '../src/node/webgpu.js';
@@ -78,6 +79,11 @@ describe.skipIf(unavailable !== null)('WebGPU in Node', () => {
     const picked = await selectNodeBackend({ onNotice: () => {} });
     expect(picked).not.toBe('webgpu');
     expect(await selectNodeBackend({ backend: 'webgpu', onNotice: () => {} })).toBe('webgpu');
+  });
+
+  it("runs the conformance checks below on the library's WebGPU kernels, which selection installs", () => {
+    expect(webGpuKernelsInstalled()).toBe(true);
+    expect(tf.getKernel('GradientRoutingGatedMatMul', 'webgpu')).toBeDefined();
   });
 
   routingConformanceTests('webgpu');

@@ -1,5 +1,7 @@
+import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { GradientRoutingError } from '../errors.js';
+import { type DenseActivation, dense } from './dense.js';
 
 /** Options of {@link denseStack}. */
 export interface DenseStackOptions {
@@ -16,8 +18,9 @@ export interface DenseStackOptions {
  * model, with no activation after the last layer.
  *
  * Weights and biases are initialised as PyTorch's `nn.Linear` does, uniform in
- * ±1/√fan_in, so that runs are comparable with PyTorch references. tfjs-layers runs each
- * `Dense` as one fused matMul + bias + ReLU.
+ * ±1/√fan_in, so that runs are comparable with PyTorch references. Each layer is a tfjs-layers
+ * `Dense` (it saves and loads as one) that runs through the library's {@link dense} op: one fused
+ * matMul + bias + ReLU forward, and a fused backward, where the backend has the library's kernels.
  *
  * @example
  * ```ts
@@ -45,19 +48,40 @@ export function denseStack(
         maxval: bound,
         seed: seed * 1000 + i * 2 + offset,
       });
-    model.add(
-      tfl.layers.dense({
-        units: sizes[i + 1]!,
-        inputShape: i === 0 ? [fanIn] : undefined,
-        activation: last ? 'linear' : 'relu',
-        useBias: last ? lastBias : true,
-        kernelInitializer: initializer(0),
-        biasInitializer: initializer(1),
-        name: uniqueName(`${name}_dense${i}`),
-      }),
-    );
+    const activation: DenseActivation = last ? 'linear' : 'relu';
+    const layer = tfl.layers.dense({
+      units: sizes[i + 1]!,
+      inputShape: i === 0 ? [fanIn] : undefined,
+      activation,
+      useBias: last ? lastBias : true,
+      kernelInitializer: initializer(0),
+      biasInitializer: initializer(1),
+      name: uniqueName(`${name}_dense${i}`),
+    });
+    runThroughDenseOp(layer, activation);
+    model.add(layer);
   }
   return model;
+}
+
+/**
+ * Makes a Dense layer compute through {@link dense}, keeping the layer itself (weights, config,
+ * serialisation) as tfjs-layers made it; inputs of another rank keep tfjs-layers' own path.
+ */
+function runThroughDenseOp(layer: tfl.layers.Layer, activation: DenseActivation): void {
+  const stockCall = layer.call.bind(layer);
+  layer.call = (inputs, kwargs) => {
+    const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    if (x === undefined || x.rank !== 2 || (Array.isArray(inputs) && inputs.length !== 1)) {
+      return stockCall(inputs, kwargs);
+    }
+    const weight = (suffix: string) =>
+      layer.weights.find((variable) => variable.originalName.endsWith(suffix))?.read();
+    const kernel = weight('/kernel') as tf.Tensor2D;
+    const bias = (weight('/bias') ?? null) as tf.Tensor1D | null;
+    // Dense.call's own tidy: the composite path makes intermediates.
+    return tf.tidy(() => dense(x as tf.Tensor2D, kernel, bias, activation));
+  };
 }
 
 let nameCounter = 0;

@@ -4,14 +4,22 @@ import '@tensorflow/tfjs-backend-webgpu';
 import '@tensorflow/tfjs-backend-webgl';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  Autoencoder,
   type BackendName,
   fit as fitModel,
   GradientRoutingError,
   routeGradients,
   selectBackend,
   watchGpuErrors,
+  webGpuKernelsInstalled,
 } from 'gradient-routing';
-import type { GpuErrorCheckResult, RoutingCheckInput, RoutingCheckResult } from './protocol.js';
+import type {
+  GpuErrorCheckResult,
+  MatMulCheckInput,
+  MatMulCheckResult,
+  RoutingCheckInput,
+  RoutingCheckResult,
+} from './protocol.js';
 
 function bits(values: Float32Array): number[] {
   return Array.from(new Uint32Array(values.buffer, values.byteOffset, values.length));
@@ -128,6 +136,63 @@ async function gpuErrorCheck(): Promise<GpuErrorCheckResult> {
   };
 }
 
-(window as Window & { routingChecks?: typeof routingChecks }).routingChecks = routingChecks;
-(window as Window & { gpuErrorCheck?: typeof gpuErrorCheck }).gpuErrorCheck = gpuErrorCheck;
+/**
+ * The dense-layer products on WebGPU, with the library's kernels that selectBackend installs, and
+ * the gradients of a small autoencoder (whose dense layers take the library's fused path there).
+ */
+async function matMulChecks(input: MatMulCheckInput): Promise<MatMulCheckResult> {
+  const reason = await unavailable('webgpu');
+  if (reason !== undefined) return { available: false, reason };
+  await selectBackend({ backend: 'webgpu' });
+  const before = tf.memory().numTensors;
+  const products: number[][] = [];
+  for (const p of input.products) {
+    const out = tf.tidy(() => {
+      const a = tf.tensor(p.a, p.aShape);
+      const b = tf.tensor(p.b, p.bShape);
+      const bias = p.bias === undefined ? undefined : tf.tensor1d(p.bias);
+      const { transposeA, transposeB } = p;
+      return tf.fused.matMul({
+        a,
+        b,
+        transposeA,
+        transposeB,
+        bias,
+        activation: p.activation ?? 'linear',
+      });
+    });
+    products.push(Array.from(await out.data()));
+    out.dispose();
+  }
+  const model = new Autoencoder({ inputDim: 12, hidden: [33], latentDim: 7, seed: 1 });
+  const x = tf.tensor2d(input.autoencoderInput, [input.autoencoderInput.length / 12, 12]);
+  const { value, grads } = tf.variableGrads(
+    () => tf.mean(tf.abs(tf.sub(model.reconstruct(x), x))) as tf.Scalar,
+    model.trainableVariables,
+  );
+  const gradients = await Promise.all(
+    model.trainableVariables.map(async (v) => Array.from(await grads[v.name]!.data())),
+  );
+  const loss = (await value.data())[0]!;
+  tf.dispose([x, value, ...Object.values(grads)]);
+  model.dispose();
+  return {
+    available: true,
+    kernelsInstalled: webGpuKernelsInstalled(),
+    products,
+    loss,
+    gradients,
+    tensorsBefore: before,
+    tensorsAfter: tf.memory().numTensors,
+  };
+}
+
+const page = window as Window & {
+  routingChecks?: typeof routingChecks;
+  gpuErrorCheck?: typeof gpuErrorCheck;
+  matMulChecks?: typeof matMulChecks;
+};
+page.routingChecks = routingChecks;
+page.gpuErrorCheck = gpuErrorCheck;
+page.matMulChecks = matMulChecks;
 document.body.dataset.state = 'ready';

@@ -47,3 +47,38 @@ export type GpuErrorCheckResult =
       tensorsBefore: number;
       tensorsAfter: number;
     };
+
+/** One product for the matMul checks: `activation(op(a)·op(b) + bias)`, row-major values. */
+export interface MatMulCheckProduct {
+  a: number[];
+  aShape: number[];
+  b: number[];
+  bShape: number[];
+  transposeA: boolean;
+  transposeB: boolean;
+  /** A bias of one value per output column, fused with the activation (tf.fused.matMul). */
+  bias?: number[];
+  activation?: 'linear' | 'relu';
+}
+
+/** The matMul checks: products, and the gradients of a small routed autoencoder's loss. */
+export interface MatMulCheckInput {
+  products: MatMulCheckProduct[];
+  /** The autoencoder's input `[rows, 12]`, row-major. */
+  autoencoderInput: number[];
+}
+
+export type MatMulCheckResult =
+  | { available: false; reason: string }
+  | {
+      available: true;
+      /** Whether selectBackend installed the library's WebGPU kernels. */
+      kernelsInstalled: boolean;
+      /** Each product's values (plain numbers: these are compared with a tolerance). */
+      products: number[][];
+      /** The loss and the gradient of every trainable variable, in the model's order. */
+      loss: number;
+      gradients: number[][];
+      tensorsBefore: number;
+      tensorsAfter: number;
+    };

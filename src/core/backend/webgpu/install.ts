@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { denseMatMulKernels } from './matmul.js';
 import { transformerKernels } from './transformer-kernels.js';
 
 /*
@@ -19,7 +20,7 @@ export interface WebGpuKernelSet {
 }
 
 /** Every set the library ships; each module adds itself here. */
-const KERNEL_SETS: readonly WebGpuKernelSet[] = [transformerKernels];
+const KERNEL_SETS: readonly WebGpuKernelSet[] = [denseMatMulKernels, transformerKernels];
 
 /** Marks our configs, across copies of this library in one process, so they never nest. */
 const OURS = Symbol.for('gradient-routing.webgpu-kernels');
