@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 // The public entry, as users import it (it also registers every op's gradient).
-import { routeGradients, stopGradient, torchAdam } from 'gradient-routing';
+import { meanAbsoluteError, routeGradients, stopGradient, torchAdam } from 'gradient-routing';
 
 /** One dense layer: `y = x·W + b`, ReLU unless it is the last layer of its stack. */
 interface Dense {
@@ -103,13 +103,11 @@ export function buildPaperModel(style: DenseStyle = 'plain'): PaperModel {
   const loss = (x: tf.Tensor2D, mask: tf.Tensor2D | null): tf.Scalar => {
     const z = forward(encoder, x, style);
     const routed = mask === null ? z : routeGradients(z, mask);
-    const reconstruction = tf.mean(tf.abs(tf.sub(forward(decoder, routed, style), x)));
+    const reconstruction = meanAbsoluteError(forward(decoder, routed, style), x);
     // The certificates learn from the latent but must not shape it.
     const detached = stopGradient(z);
     const certificates = halves.map((half, i) =>
-      tf.mean(
-        tf.abs(tf.sub(forward(half, tf.slice(detached, [0, i * HALF], [-1, HALF]), style), x)),
-      ),
+      meanAbsoluteError(forward(half, tf.slice(detached, [0, i * HALF], [-1, HALF]), style), x),
     );
     return tf.addN([reconstruction, ...certificates]) as tf.Scalar;
   };

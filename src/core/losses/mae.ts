@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { hasLibraryKernel, SCALED_SIGN_KERNEL } from '../backend/library-kernels.js';
 import { GradientRoutingError } from '../errors.js';
 import { exactMaskProduct } from '../routing/route.js';
 import { formatShape } from '../routing/shapes.js';
@@ -57,8 +58,37 @@ function assertBatched(x: tf.Tensor, op: string): number {
  */
 export function meanAbsoluteError(pred: tf.Tensor, target: tf.Tensor): tf.Scalar {
   assertSameShape(pred, target, 'meanAbsoluteError');
-  return tf.tidy(() => tf.mean(absWithTorchGrad(tf.sub(pred, target))));
+  return meanAbsOp(pred, target) as tf.Scalar;
 }
+
+/**
+ * `mean(|pred - target|)` with its gradient written out: tfjs's mean gradient multiplies by a
+ * tensor of ones made on the host (an upload of the whole input's size every step) and divides
+ * by an uploaded scalar. Here it is `sign(d) · (dy / N)`, the same values, one fused program where
+ * the backend has one.
+ */
+const meanAbsOp = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [pred, target, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  const residual = tf.sub(pred, target);
+  save([residual]);
+  return {
+    value: tf.mean(tf.abs(residual)),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const d = saved[0]!;
+      const gradient =
+        hasLibraryKernel(SCALED_SIGN_KERNEL) && d.dtype === 'float32' && d.rank > 0
+          ? (tf.engine().runKernel(
+              SCALED_SIGN_KERNEL,
+              { x: d, scale: dy },
+              {
+                divisor: d.size,
+              },
+            ) as tf.Tensor)
+          : tf.mul(tf.sign(d), tf.div(dy, d.size));
+      return [gradient, tf.neg(gradient)];
+    },
+  };
+});
 
 /**
  * Mean absolute error of each example: the mean of `|pred - target|` over every axis but the

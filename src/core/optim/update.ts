@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ADAM_KERNEL, type AdamKernelAttrs } from '../backend/adam-kernel.js';
+import { ADAM_KERNEL, type AdamKernelAttrs, hasLibraryKernel } from '../backend/library-kernels.js';
 import type { MomentState } from './moments.js';
 
 /** The settings of one Adam step that do not depend on the variable's own step count. */
@@ -12,11 +12,6 @@ export interface AdamStepSettings {
   l2Decay: number;
   /** AdamW's decoupled decay coefficient (`p -= lr·decoupledDecay·p`); 0 for none. */
   decoupledDecay: number;
-}
-
-/** Whether the active backend fuses the update into one kernel (see ADAM_KERNEL). */
-function fusedKernelActive(): boolean {
-  return tf.getKernel(ADAM_KERNEL, tf.getBackend()) !== undefined;
 }
 
 /**
@@ -47,7 +42,11 @@ export function adamStep(
     sqrtCorrection2: Math.sqrt(1 - beta2 ** state.step),
   };
   const { m: mVar, v: vVar } = state;
-  if (fusedKernelActive() && variable.dtype === 'float32' && gradient.dtype === 'float32') {
+  if (
+    hasLibraryKernel(ADAM_KERNEL) &&
+    variable.dtype === 'float32' &&
+    gradient.dtype === 'float32'
+  ) {
     const fresh = tf
       .engine()
       .runKernel(

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { ADAM_KERNEL, type AdamKernelAttrs } from '../adam-kernel.js';
+import { ADAM_KERNEL, type AdamKernelAttrs } from '../library-kernels.js';
 import {
   type InPlaceBinding,
   ownsBuffer,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ADAM_KERNELS } from './adam.js';
+import { ELEMENTWISE_KERNELS } from './elementwise.js';
 
 /*
  * The library's own WebGPU kernels, installed by backend selection the way the fast wasm kernels
@@ -19,7 +20,7 @@ export interface WebGpuKernelSet {
 }
 
 /** Every set the library ships; each module adds itself here. */
-const KERNEL_SETS: readonly WebGpuKernelSet[] = [ADAM_KERNELS];
+const KERNEL_SETS: readonly WebGpuKernelSet[] = [ADAM_KERNELS, ELEMENTWISE_KERNELS];
 
 /** Marks our configs, across copies of this library in one process, so they never nest. */
 const OURS = Symbol.for('gradient-routing.webgpu-kernels');

@@ -1,8 +1,30 @@
+import * as tf from '@tensorflow/tfjs-core';
+
 /*
- * The contract between the optimisers (src/core/optim) and the backends that fuse their update
- * into one kernel. A backend registers a kernel under ADAM_KERNEL; the optimisers run it when the
- * active backend has one and otherwise compute the same update from stock ops.
+ * The contract between the library's ops (optimisers, routing, losses) and the backends that
+ * fuse them into one kernel each. A backend registers a kernel under one of these names; the op
+ * runs it when the active backend has one and otherwise computes the same values from stock ops.
+ * The fused kernels take their constants as attributes, so no plain number becomes an uploaded
+ * scalar tensor.
  */
+
+/** The kernel registered as `name` on the active backend, if any. */
+export function hasLibraryKernel(name: string): boolean {
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
+
+/**
+ * `values · mask` broadcast, exactly +0 wherever the mask is 0 (even where `values` is NaN or
+ * ±Infinity). Inputs `{ values, mask }`, float32; returns one tensor of the broadcast shape.
+ */
+export const MASK_PRODUCT_KERNEL = 'GradientRoutingMaskProduct';
+
+/**
+ * `sign(x) · (scale / divisor)` with `scale` a scalar tensor and `divisor` an attribute: the
+ * gradient of a mean of absolute values, `dy / N` times the sign of each residual. Inputs
+ * `{ x, scale }`, float32; attrs `{ divisor }`.
+ */
+export const SCALED_SIGN_KERNEL = 'GradientRoutingScaledSign';
 
 /** Name of the fused Adam/AdamW update kernel (see {@link AdamKernelAttrs}). */
 export const ADAM_KERNEL = 'GradientRoutingAdam';
