@@ -46,6 +46,8 @@ const HELP = `Usage: npm run bench -- [options]
   --profile           after timing, where one routed step spends its time, per kernel
                       (on webgpu, GPU times need timestamp queries; the bench says when the
                       adapter has none)
+  --submit-batch N    webgpu: programs per command buffer before tfjs submits it
+                      (WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE; tfjs's default 15)
   --json              print one JSON object on stdout (progress goes to stderr)
   --help              this text
 `;
@@ -98,6 +100,7 @@ const { values: args } = parseArgs({
     dense: { type: 'string', default: 'plain' },
     threads: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    'submit-batch': { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -142,7 +145,26 @@ if (threadCounts.some((n) => n < 1 || n > 8)) {
     `gradient-routing bench: --threads takes counts from 1 to 8, got '${args.threads}'; e.g. --threads 1,2.`,
   );
 }
+const submitBatch = integers('submit-batch', args['submit-batch'])?.[0];
+if (submitBatch !== undefined) {
+  if (submitBatch < 1)
+    throw new Error('gradient-routing bench: --submit-batch takes a count >= 1.');
+  tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', submitBatch);
+}
 const stockSteps = integers('stock-steps', args['stock-steps'])?.[0] ?? (args.quick ? 1 : 2);
+
+// Exact per-kernel GPU times on WebGPU: timestamp queries without Dawn's 100 µs quantisation.
+// Read by selectNodeBackend when it creates the device (see GRADIENT_ROUTING_DAWN_TOGGLES).
+if (args.profile) {
+  const toggles = process.env.GRADIENT_ROUTING_DAWN_TOGGLES;
+  process.env.GRADIENT_ROUTING_DAWN_TOGGLES = [
+    toggles,
+    'allow_unsafe_apis',
+    '-timestamp_quantization',
+  ]
+    .filter((part) => part !== undefined && part !== '')
+    .join(',');
+}
 
 const log = (line = '') => process.stderr.write(`${line}\n`);
 const out = (line = '') => (args.json ? log(line) : process.stdout.write(`${line}\n`));
@@ -250,6 +272,16 @@ async function profileStep(model: PaperModel, x: tf.Tensor2D, mask: tf.Tensor2D)
     phases.adam = performance.now() - start;
     loss.dispose();
   });
+  out(
+    `  phases (wall, profiling on): forward + backward ${phases['forward + backward'].toFixed(0)} ms, Adam ${phases.adam.toFixed(0)} ms`,
+  );
+  const adapter = tf.getBackend() === 'webgpu' ? nodeWebGpuAdapter() : null;
+  if (adapter !== null && !adapter.timestampQueries) {
+    out(
+      `  kernel GPU times: not available, the WebGPU device has no timestamp queries (${adapter.dawnBackend === 'opengles' ? "Dawn's OpenGL ES backend, as on llvmpipe, never has them" : 'the adapter does not offer them'}); tfjs would report 0 ms for every kernel`,
+    );
+    return;
+  }
   const byKernel = new Map<string, number>();
   for (const kernel of info.kernels) {
     const ms = typeof kernel.kernelTimeMs === 'number' ? kernel.kernelTimeMs : 0;
@@ -263,14 +295,13 @@ async function profileStep(model: PaperModel, x: tf.Tensor2D, mask: tf.Tensor2D)
         ? 'reductions'
         : name === 'Transpose'
           ? 'transpose'
-          : 'elementwise and other';
+          : name === 'GradientRoutingAdam'
+            ? 'optimiser (fused)'
+            : 'elementwise and other';
   const byCategory = new Map<string, number>();
   for (const [name, ms] of byKernel) {
     byCategory.set(category(name), (byCategory.get(category(name)) ?? 0) + ms);
   }
-  out(
-    `  phases (wall, profiling on): forward + backward ${phases['forward + backward'].toFixed(0)} ms, Adam ${phases.adam.toFixed(0)} ms`,
-  );
   out(`  kernel time ${total.toFixed(0)} ms by category:`);
   for (const [name, ms] of [...byCategory].sort((p, q) => q[1] - p[1])) {
     out(`    ${name.padEnd(24)} ${ms.toFixed(1).padStart(8)} ms  ${pct(ms / total)}`);
@@ -327,7 +358,12 @@ async function benchTarget(target: Target, rows: Row[]): Promise<number | null> 
     );
     return null;
   }
-  const threadsNote = backend === 'wasm' ? `, ${wasmThreadsCount()} thread(s)` : '';
+  const threadsNote =
+    backend === 'wasm'
+      ? `, ${wasmThreadsCount()} thread(s)`
+      : backend === 'webgpu'
+        ? `, submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, Dawn toggles '${process.env.GRADIENT_ROUTING_DAWN_TOGGLES ?? ''}'`
+        : '';
   const slow = isSlow(backend);
   log(`[${backend}${threadsNote}] measuring the matMul ceiling…`);
   const rate = await ceiling();
@@ -444,7 +480,9 @@ async function main(): Promise<void> {
   const counted = rows.filter((r) => r.work !== null);
   if (counted.length > 0) {
     out();
-    out('WebGPU work per step, counted from the backend (programs = compute dispatches):');
+    out(
+      `WebGPU work per step, counted from the backend (programs = compute dispatches; submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, Dawn toggles '${process.env.GRADIENT_ROUTING_DAWN_TOGGLES ?? ''}'):`,
+    );
     out(
       'backend    batch  variant      ms/step   programs/step   uploads/step   submits/step   upload kB/step',
     );
