@@ -146,10 +146,8 @@ if (threadCounts.some((n) => n < 1 || n > 8)) {
   );
 }
 const submitBatch = integers('submit-batch', args['submit-batch'])?.[0];
-if (submitBatch !== undefined) {
-  if (submitBatch < 1)
-    throw new Error('gradient-routing bench: --submit-batch takes a count >= 1.');
-  tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', submitBatch);
+if (submitBatch !== undefined && submitBatch < 1) {
+  throw new Error('gradient-routing bench: --submit-batch takes a count >= 1.');
 }
 const stockSteps = integers('stock-steps', args['stock-steps'])?.[0] ?? (args.quick ? 1 : 2);
 
@@ -357,6 +355,10 @@ async function benchTarget(target: Target, rows: Row[]): Promise<number | null> 
       `${targetName(target)}: wasm started with ${wasmThreadsCount()} thread(s) instead (see the notice above)`,
     );
     return null;
+  }
+  // tfjs-backend-webgpu registers the flag when it is imported, i.e. by the selection above.
+  if (backend === 'webgpu' && submitBatch !== undefined) {
+    tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', submitBatch);
   }
   const threadsNote =
     backend === 'wasm'
