@@ -5,9 +5,8 @@
  * 16-512-2048-784 trained on the detached latent halves.
  */
 import * as tf from '@tensorflow/tfjs-core';
-// Registers the gradient of every tfjs-core op, as the library's entry point does.
-import '@tensorflow/tfjs-layers';
-import { routeGradients, stopGradient } from '../src/core/routing/route.js';
+// The public entry, as users import it (it also registers every op's gradient).
+import { meanAbsoluteError, routeGradients, stopGradient, torchAdam } from 'gradient-routing';
 
 /** One dense layer: `y = x·W + b`, ReLU unless it is the last layer of its stack. */
 interface Dense {
@@ -81,7 +80,7 @@ export interface PaperModel {
     x: tf.Tensor2D,
     mask: tf.Tensor2D | null,
   ): { loss: tf.Scalar; grads: tf.NamedTensorMap };
-  /** One Adam update; disposes `grads`. */
+  /** One Adam update (`torchAdam`); disposes `grads`. */
   apply(grads: tf.NamedTensorMap): void;
   /** `gradients` then `apply`: one training step. Returns the loss, which the caller disposes. */
   step(x: tf.Tensor2D, mask: tf.Tensor2D | null): tf.Scalar;
@@ -98,18 +97,17 @@ export function buildPaperModel(style: DenseStyle = 'plain'): PaperModel {
   const halves = [stack(STACKS.halfDecoder, true), stack(STACKS.halfDecoder, true)];
   const layers = [...encoder, ...decoder, ...halves.flat()];
   const variables = layers.flatMap((l) => (l.b === null ? [l.w] : [l.w, l.b]));
-  const optimizer = tf.train.adam(1e-3);
+  // The library's own optimiser, as the experiments train with it.
+  const optimizer = torchAdam({ learningRate: 1e-3 });
 
   const loss = (x: tf.Tensor2D, mask: tf.Tensor2D | null): tf.Scalar => {
     const z = forward(encoder, x, style);
     const routed = mask === null ? z : routeGradients(z, mask);
-    const reconstruction = tf.mean(tf.abs(tf.sub(forward(decoder, routed, style), x)));
+    const reconstruction = meanAbsoluteError(forward(decoder, routed, style), x);
     // The certificates learn from the latent but must not shape it.
     const detached = stopGradient(z);
     const certificates = halves.map((half, i) =>
-      tf.mean(
-        tf.abs(tf.sub(forward(half, tf.slice(detached, [0, i * HALF], [-1, HALF]), style), x)),
-      ),
+      meanAbsoluteError(forward(half, tf.slice(detached, [0, i * HALF], [-1, HALF]), style), x),
     );
     return tf.addN([reconstruction, ...certificates]) as tf.Scalar;
   };
@@ -121,7 +119,7 @@ export function buildPaperModel(style: DenseStyle = 'plain'): PaperModel {
       return { loss: value, grads };
     },
     apply: (grads) => {
-      optimizer.applyGradients(grads as Parameters<typeof optimizer.applyGradients>[0]);
+      optimizer.applyGradients(grads);
       tf.dispose(grads);
     },
     step: (x, mask) => {

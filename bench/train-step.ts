@@ -7,14 +7,20 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  type BackendName,
+  countWebGpuWork,
   fastKernelsInstalled,
   installFastKernels,
   uninstallFastKernels,
-} from '../src/core/backend/fast-kernels.js';
-import type { BackendName } from '../src/core/backend/select.js';
-import { selectNodeBackend } from '../src/node/backend.js';
-import { defaultWasmThreads, wasmThreadsCount } from '../src/node/wasm-threads.js';
-import { nodeWebGpuAdapter, releaseNodeWebGpu } from '../src/node/webgpu.js';
+  type WebGpuWorkCount,
+} from 'gradient-routing';
+import {
+  defaultWasmThreads,
+  nodeWebGpuAdapter,
+  releaseNodeWebGpu,
+  selectNodeBackend,
+  wasmThreadsCount,
+} from 'gradient-routing/node';
 import {
   buildPaperModel,
   type DenseStyle,
@@ -38,6 +44,10 @@ const HELP = `Usage: npm run bench -- [options]
   --threads LIST      wasm thread counts, one row each (default: 1 and every core, e.g. 1,2)
   --dense STYLE       plain (matMul + add + relu, default) or fused (tf.fused.matMul + relu)
   --profile           after timing, where one routed step spends its time, per kernel
+                      (on webgpu, GPU times need timestamp queries; the bench says when the
+                      adapter has none)
+  --submit-batch N    webgpu: programs per command buffer before tfjs submits it
+                      (WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE; tfjs's default 15)
   --json              print one JSON object on stdout (progress goes to stderr)
   --help              this text
 `;
@@ -54,7 +64,16 @@ interface Result {
   gflops: number;
 }
 
+/** WebGPU work of one step, counted from the backend (see countWebGpuWork). */
+interface StepWork {
+  step: WebGpuWorkCount;
+  /** The same step split in two, with a host read in between: gradients, then the optimiser. */
+  gradients: WebGpuWorkCount | null;
+  optimiser: WebGpuWorkCount | null;
+}
+
 interface Row extends Result {
+  work: StepWork | null;
   steps: number;
   warmup: number;
   cpuMsPerStep: number;
@@ -81,6 +100,7 @@ const { values: args } = parseArgs({
     dense: { type: 'string', default: 'plain' },
     threads: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    'submit-batch': { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -125,7 +145,24 @@ if (threadCounts.some((n) => n < 1 || n > 8)) {
     `gradient-routing bench: --threads takes counts from 1 to 8, got '${args.threads}'; e.g. --threads 1,2.`,
   );
 }
+const submitBatch = integers('submit-batch', args['submit-batch'])?.[0];
+if (submitBatch !== undefined && submitBatch < 1) {
+  throw new Error('gradient-routing bench: --submit-batch takes a count >= 1.');
+}
 const stockSteps = integers('stock-steps', args['stock-steps'])?.[0] ?? (args.quick ? 1 : 2);
+
+// Exact per-kernel GPU times on WebGPU: timestamp queries without Dawn's 100 µs quantisation.
+// Read by selectNodeBackend when it creates the device (see GRADIENT_ROUTING_DAWN_TOGGLES).
+if (args.profile) {
+  const toggles = process.env.GRADIENT_ROUTING_DAWN_TOGGLES;
+  process.env.GRADIENT_ROUTING_DAWN_TOGGLES = [
+    toggles,
+    'allow_unsafe_apis',
+    '-timestamp_quantization',
+  ]
+    .filter((part) => part !== undefined && part !== '')
+    .join(',');
+}
 
 const log = (line = '') => process.stderr.write(`${line}\n`);
 const out = (line = '') => (args.json ? log(line) : process.stdout.write(`${line}\n`));
@@ -169,12 +206,38 @@ async function timedStep(model: PaperModel, x: tf.Tensor2D, mask: tf.Tensor2D | 
   return { ms: performance.now() - start, cpuMs: cpuMs(cpu) };
 }
 
+/**
+ * Counts the WebGPU work of one step as the timed steps run it, and with `split` of one more
+ * step in two phases (gradients, then the optimiser) to show where the work is.
+ */
+async function countStep(
+  model: PaperModel,
+  x: tf.Tensor2D,
+  mask: tf.Tensor2D | null,
+  split: boolean,
+): Promise<StepWork> {
+  const { counts: step } = await countWebGpuWork(() => timedStep(model, x, mask));
+  if (!split) return { step, gradients: null, optimiser: null };
+  const { result, counts: gradients } = await countWebGpuWork(async () => {
+    const pass = model.gradients(x, mask);
+    await pass.loss.data();
+    return pass;
+  });
+  result.loss.dispose();
+  const { counts: optimiser } = await countWebGpuWork(async () => {
+    model.apply(result.grads);
+    await model.variables[0]!.data();
+  });
+  return { step, gradients, optimiser };
+}
+
 function summarise(
   { backend, threads }: Target,
   batch: number,
   variant: Variant,
   warmup: number,
   times: Array<{ ms: number; cpuMs: number }>,
+  work: StepWork | null = null,
 ): Row {
   const msPerStep = median(times.map((t) => t.ms));
   const cpuMsPerStep = median(times.map((t) => t.cpuMs));
@@ -190,6 +253,7 @@ function summarise(
     steps: times.length,
     warmup,
     cpuMsPerStep,
+    work,
   };
 }
 
@@ -206,6 +270,16 @@ async function profileStep(model: PaperModel, x: tf.Tensor2D, mask: tf.Tensor2D)
     phases.adam = performance.now() - start;
     loss.dispose();
   });
+  out(
+    `  phases (wall, profiling on): forward + backward ${phases['forward + backward'].toFixed(0)} ms, Adam ${phases.adam.toFixed(0)} ms`,
+  );
+  const adapter = tf.getBackend() === 'webgpu' ? nodeWebGpuAdapter() : null;
+  if (adapter !== null && !adapter.timestampQueries) {
+    out(
+      `  kernel GPU times: not available, the WebGPU device has no timestamp queries (${adapter.dawnBackend === 'opengles' ? "Dawn's OpenGL ES backend, as on llvmpipe, never has them" : 'the adapter does not offer them'}); tfjs would report 0 ms for every kernel`,
+    );
+    return;
+  }
   const byKernel = new Map<string, number>();
   for (const kernel of info.kernels) {
     const ms = typeof kernel.kernelTimeMs === 'number' ? kernel.kernelTimeMs : 0;
@@ -219,14 +293,13 @@ async function profileStep(model: PaperModel, x: tf.Tensor2D, mask: tf.Tensor2D)
         ? 'reductions'
         : name === 'Transpose'
           ? 'transpose'
-          : 'elementwise and other';
+          : name === 'GradientRoutingAdam'
+            ? 'optimiser (fused)'
+            : 'elementwise and other';
   const byCategory = new Map<string, number>();
   for (const [name, ms] of byKernel) {
     byCategory.set(category(name), (byCategory.get(category(name)) ?? 0) + ms);
   }
-  out(
-    `  phases (wall, profiling on): forward + backward ${phases['forward + backward'].toFixed(0)} ms, Adam ${phases.adam.toFixed(0)} ms`,
-  );
   out(`  kernel time ${total.toFixed(0)} ms by category:`);
   for (const [name, ms] of [...byCategory].sort((p, q) => q[1] - p[1])) {
     out(`    ${name.padEnd(24)} ${ms.toFixed(1).padStart(8)} ms  ${pct(ms / total)}`);
@@ -283,7 +356,16 @@ async function benchTarget(target: Target, rows: Row[]): Promise<number | null> 
     );
     return null;
   }
-  const threadsNote = backend === 'wasm' ? `, ${wasmThreadsCount()} thread(s)` : '';
+  // tfjs-backend-webgpu registers the flag when it is imported, i.e. by the selection above.
+  if (backend === 'webgpu' && submitBatch !== undefined) {
+    tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', submitBatch);
+  }
+  const threadsNote =
+    backend === 'wasm'
+      ? `, ${wasmThreadsCount()} thread(s)`
+      : backend === 'webgpu'
+        ? `, submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, Dawn toggles '${process.env.GRADIENT_ROUTING_DAWN_TOGGLES ?? ''}'`
+        : '';
   const slow = isSlow(backend);
   log(`[${backend}${threadsNote}] measuring the matMul ceiling…`);
   const rate = await ceiling();
@@ -312,8 +394,12 @@ async function benchTarget(target: Target, rows: Row[]): Promise<number | null> 
       unrouted.push(await timedStep(model, x, null));
       routed.push(await timedStep(model, x, mask));
     }
-    rows.push(summarise(target, batch, 'unrouted', warmup, unrouted));
-    rows.push(summarise(target, batch, 'routed', warmup, routed));
+    const counted = backend === 'webgpu';
+    if (counted) log(`[${targetName(target)}] batch ${batch}: counting the WebGPU work of a step…`);
+    const unroutedWork = counted ? await countStep(model, x, null, false) : null;
+    const routedWork = counted ? await countStep(model, x, mask, true) : null;
+    rows.push(summarise(target, batch, 'unrouted', warmup, unrouted, unroutedWork));
+    rows.push(summarise(target, batch, 'routed', warmup, routed, routedWork));
 
     if (backend === 'wasm') {
       const tooLong = batch > 512 && !args.full;
@@ -393,6 +479,34 @@ async function main(): Promise<void> {
       `${r.backend.padEnd(10)} ${String(r.threads ?? '–').padStart(7)} ${String(r.batch).padStart(6)}  ${r.variant.padEnd(9)} ${`${r.warmup}+${r.steps}`.padStart(10)} ${r.msPerStep.toFixed(0).padStart(9)} ${`(${r.minMs.toFixed(0)}–${r.maxMs.toFixed(0)})`.padStart(15)} ${r.cpuMsPerStep.toFixed(0).padStart(13)} ${((1000 * r.batch) / r.msPerStep).toFixed(0).padStart(12)} ${r.gflops.toFixed(2).padStart(9)} ${pct(r.gflops / ceilingOf(r)).padStart(12)}`,
     );
   }
+  const counted = rows.filter((r) => r.work !== null);
+  if (counted.length > 0) {
+    out();
+    out(
+      `WebGPU work per step, counted from the backend (programs = compute dispatches; submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, Dawn toggles '${process.env.GRADIENT_ROUTING_DAWN_TOGGLES ?? ''}'):`,
+    );
+    out(
+      'backend    batch  variant      ms/step   programs/step   uploads/step   submits/step   upload kB/step',
+    );
+    for (const r of counted) {
+      const { step } = r.work!;
+      out(
+        `${r.backend.padEnd(10)} ${String(r.batch).padStart(5)}  ${r.variant.padEnd(9)} ${r.msPerStep.toFixed(0).padStart(10)} ${String(step.programs).padStart(15)} ${String(step.uploads).padStart(14)} ${String(step.submits).padStart(14)} ${(step.uploadedBytes / 1024).toFixed(1).padStart(16)}`,
+      );
+    }
+    for (const r of counted) {
+      const { gradients, optimiser } = r.work!;
+      if (gradients === null || optimiser === null) continue;
+      const top = Object.entries(r.work!.step.programsByName)
+        .sort((p, q) => q[1] - p[1])
+        .slice(0, 6)
+        .map(([name, n]) => `${name} ${n}`)
+        .join(', ');
+      out(
+        `${r.backend} batch ${r.batch} ${r.variant}: forward + backward ${gradients.programs} programs / ${gradients.uploads} uploads, optimiser (torchAdam) ${optimiser.programs} programs / ${optimiser.uploads} uploads; most dispatched: ${top}`,
+      );
+    }
+  }
   out();
   for (const c of ceilings) {
     out(
@@ -434,13 +548,14 @@ async function main(): Promise<void> {
 
   if (args.json) {
     const json = {
-      results: rows.map(({ backend, threads, batch, variant, msPerStep, gflops: g }) => ({
+      results: rows.map(({ backend, threads, batch, variant, msPerStep, gflops: g, work }) => ({
         backend,
         threads,
         batch,
         variant,
         msPerStep,
         gflops: g,
+        ...(work === null ? {} : { work }),
       })),
       ceiling: ceilings,
     };

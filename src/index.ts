@@ -15,7 +15,11 @@
 import '@tensorflow/tfjs-layers';
 
 /** @group Backends */
-export { installFastKernels } from './core/backend/fast-kernels.js';
+export {
+  fastKernelsInstalled,
+  installFastKernels,
+  uninstallFastKernels,
+} from './core/backend/fast-kernels.js';
 /** @group Backends */
 export {
   type BackendChoice,
@@ -24,6 +28,13 @@ export {
   type SelectBackendOptions,
   selectBackend,
 } from './core/backend/select.js';
+/** @group Backends */
+export {
+  countWebGpuWork,
+  startWebGpuCounter,
+  type WebGpuCounter,
+  type WebGpuWorkCount,
+} from './core/backend/webgpu/counter.js';
 /** @group Backends */
 export {
   checkGpuErrors,

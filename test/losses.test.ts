@@ -86,6 +86,51 @@ describe.each(TEST_BACKENDS)('losses on %s', (backend) => {
     tf.dispose([pred, target]);
   });
 
+  it('the mean absolute errors have the gradient of mean(|d|) built from stock ops, bit for bit', async () => {
+    await useBackend(backend);
+    // Residuals of every sign and some exactly 0, over odd sizes so 1/N is not exact.
+    const pred = tf.tensor3d(
+      Array.from({ length: 3 * 7 * 5 }, (_, i) => ((i * 37) % 11) / 3 - 1),
+      [3, 7, 5],
+    );
+    const target = tf.tensor3d(
+      Array.from({ length: 3 * 7 * 5 }, (_, i) => ((i * 13) % 7) / 3 - 1),
+      [3, 7, 5],
+    );
+    const weights = tf.tensor1d([0.3, -1.7, 2.9]);
+    const stockAbs = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+      save([x]);
+      return {
+        value: tf.abs(x),
+        gradFunc: (dy: tf.Tensor, [s]: tf.Tensor[]) => tf.mul(dy, tf.sign(s!)),
+      };
+    });
+    const bits = async (t: tf.Tensor) => Array.from(new Uint32Array((await t.data()).buffer));
+    await expectNoLeak(async () => {
+      const cases: Array<[(p: tf.Tensor) => tf.Tensor, (p: tf.Tensor) => tf.Tensor]> = [
+        [(p) => meanAbsoluteError(p, target), (p) => tf.mean(stockAbs(tf.sub(p, target)))],
+        [
+          (p) => tf.sum(tf.mul(perExampleMeanAbsoluteError(p, target), weights)),
+          (p) => tf.sum(tf.mul(tf.mean(stockAbs(tf.sub(p, target)), [1, 2]), weights)),
+        ],
+      ];
+      for (const [ours, stock] of cases) {
+        const [a, b] = [tf.grad(ours)(pred), tf.grad(stock)(pred)];
+        expect(await bits(a)).toEqual(await bits(b));
+        // Not trivially equal: the gradient has both signs and zeros.
+        const values = Array.from(await a.data());
+        expect([values.some((v) => v > 0), values.some((v) => v < 0), values.includes(0)]).toEqual([
+          true,
+          true,
+          true,
+        ]);
+        tf.dispose([a, b]);
+      }
+    });
+    tf.dispose([pred, target, weights]);
+  });
+
   describe('grouped MAE', () => {
     // Example errors |pred - target| per feature; labels pick groups.
     const pred = [

@@ -1,7 +1,7 @@
 // A clean checkout passes its own checks (issue 9): the lockfile agrees with package.json, so
 // `npm install` does not rewrite it, and .ci/run's test step works with or without CI set.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -33,6 +33,26 @@ describe('a clean checkout', () => {
       'peerDependenciesMeta',
     ]) {
       expect({ field, value: entry[field] }).toEqual({ field, value: manifest[field] });
+    }
+  });
+
+  it('keeps the mutation-test configs beside their Stryker configs, each pointing at one that exists', () => {
+    expect(readdirSync(root).filter((name) => name.startsWith('vitest.mutation'))).toEqual([]);
+    const strykerConfigs = [
+      'stryker.config.json',
+      ...readdirSync(path.join(root, 'scripts', 'mutation'))
+        .filter((name) => name.endsWith('.json'))
+        .map((name) => path.join('scripts', 'mutation', name)),
+    ];
+    for (const file of strykerConfigs) {
+      const configFile: string = readJson(file).vitest.configFile;
+      expect({ file, configFile }).toEqual({
+        file,
+        configFile: expect.stringMatching(
+          /^scripts\/mutation\/vitest\.mutation[\w-]*\.config\.ts$/,
+        ),
+      });
+      expect(existsSync(path.join(root, configFile)), `${file}: ${configFile}`).toBe(true);
     }
   });
 

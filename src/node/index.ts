@@ -42,6 +42,7 @@ export {
   writeSplitReport,
 } from './split-report.js';
 export {
+  defaultWasmThreads,
   useWasmThreads,
   type WasmThreadsOptions,
   wasmThreadsCount,

@@ -41,10 +41,15 @@ interface GpuLike {
 interface AdapterLike {
   readonly info: GpuAdapterDescription;
   readonly limits: Readonly<Record<string, number>>;
-  requestDevice(descriptor?: { requiredLimits?: Record<string, number> }): Promise<DeviceLike>;
+  readonly features: ReadonlySet<string>;
+  requestDevice(descriptor?: {
+    requiredLimits?: Record<string, number>;
+    requiredFeatures?: string[];
+  }): Promise<DeviceLike>;
 }
 
 interface DeviceLike {
+  readonly features: ReadonlySet<string>;
   destroy(): void;
 }
 
@@ -86,6 +91,11 @@ export interface NodeWebGpuAdapter {
   readonly software: boolean;
   /** The Dawn backend it runs on: the platform's default, or OpenGL ES for the software path. */
   readonly dawnBackend: 'default' | 'opengles';
+  /**
+   * Whether the device has timestamp queries, which tfjs's `tf.profile` needs for per-kernel GPU
+   * times (Dawn's OpenGL ES backend has none; on Vulkan, Metal and D3D12 they are requested).
+   */
+  readonly timestampQueries: boolean;
 }
 
 interface ActiveWebGpu {
@@ -154,7 +164,30 @@ async function requestDevice(adapter: AdapterLike): Promise<DeviceLike> {
     const value = adapter.limits[limit];
     if (typeof value === 'number') requiredLimits[limit] = value;
   }
-  return adapter.requestDevice({ requiredLimits });
+  // tfjs times each kernel with timestamp queries while profiling, and only then.
+  const requiredFeatures = adapter.features.has(TIMESTAMP_QUERY) ? [TIMESTAMP_QUERY] : [];
+  return adapter.requestDevice({ requiredLimits, requiredFeatures });
+}
+
+const TIMESTAMP_QUERY = 'timestamp-query';
+
+/**
+ * Dawn toggles from `GRADIENT_ROUTING_DAWN_TOGGLES`, a comma-separated list where `name` turns a
+ * toggle on and `-name` off, e.g. `allow_unsafe_apis,-timestamp_quantization` for exact kernel
+ * times (`npm run bench -- --profile` sets that) or `skip_validation` to measure what validation
+ * costs. Read when the device is created.
+ */
+function dawnToggleFlags(): string[] {
+  const names = (process.env.GRADIENT_ROUTING_DAWN_TOGGLES ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '' && name !== '-');
+  const enabled = names.filter((name) => !name.startsWith('-'));
+  const disabled = names.filter((name) => name.startsWith('-')).map((name) => name.slice(1));
+  return [
+    ...(enabled.length > 0 ? [`enable-dawn-features=${enabled.join(',')}`] : []),
+    ...(disabled.length > 0 ? [`disable-dawn-features=${disabled.join(',')}`] : []),
+  ];
 }
 
 /** The GPU object, adapter and device to use, or the reason there is none. */
@@ -169,7 +202,7 @@ async function findAdapter(
 }> {
   let fallbackReason = 'no GPU adapter was found';
   if (process.platform !== 'linux' || vulkanLoaderPresent()) {
-    const gpu = dawn.create([]);
+    const gpu = dawn.create(dawnToggleFlags());
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (adapter !== null && (allowSoftware || !isSoftwareAdapter(adapter.info))) {
       return { gpu, adapter, device: await requestDevice(adapter), dawnBackend: 'default' };
@@ -189,7 +222,7 @@ async function findAdapter(
     throw new GradientRoutingError(`no WebGPU adapter: ${fallbackReason}.`, 'backend');
   }
   return withSurfacelessEgl(async () => {
-    const gpu = dawn.create(['backend=opengles']);
+    const gpu = dawn.create(['backend=opengles', ...dawnToggleFlags()]);
     const adapter = await gpu.requestAdapter({ featureLevel: 'compatibility' });
     if (adapter === null) {
       throw new GradientRoutingError(
@@ -271,6 +304,7 @@ export async function prepareNodeWebGpu(options: PrepareWebGpuOptions): Promise<
     info: { ...pickInfo(found.adapter.info) },
     software: isSoftwareAdapter(found.adapter.info),
     dawnBackend: found.dawnBackend,
+    timestampQueries: found.device.features.has(TIMESTAMP_QUERY),
   };
   const globals = installGlobals(dawn, found.gpu);
   try {

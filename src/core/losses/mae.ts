@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { hasLibraryKernel, SCALED_SIGN_KERNEL } from '../backend/library-kernels.js';
 import { GradientRoutingError } from '../errors.js';
 import { exactMaskProduct } from '../routing/route.js';
 import { formatShape } from '../routing/shapes.js';
@@ -57,7 +58,46 @@ function assertBatched(x: tf.Tensor, op: string): number {
  */
 export function meanAbsoluteError(pred: tf.Tensor, target: tf.Tensor): tf.Scalar {
   assertSameShape(pred, target, 'meanAbsoluteError');
-  return tf.tidy(() => tf.mean(absWithTorchGrad(tf.sub(pred, target))));
+  return meanAbsResidual(pred, target, null) as tf.Scalar;
+}
+
+/**
+ * `mean(|pred - target|)` over `axes` (all of them when null), with its gradient written out:
+ * tfjs's mean gradient multiplies by a tensor of ones made on the host (an upload of the whole
+ * input's size every step) and divides by an uploaded scalar. Here it is `sign(d) · (dy / N)`,
+ * the same values, one fused program where the backend has one.
+ */
+function meanAbsResidual(pred: tf.Tensor, target: tf.Tensor, axes: number[] | null): tf.Tensor {
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [p, t, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const residual = tf.sub(p, t);
+    save([residual]);
+    return {
+      value: axes === null ? tf.mean(tf.abs(residual)) : tf.mean(tf.abs(residual), axes),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const d = saved[0]!;
+        const reduced = axes ?? d.shape.map((_, axis) => axis);
+        const count = reduced.reduce((n, axis) => n * d.shape[axis]!, 1);
+        // dy with the reduced axes kept as 1, so it broadcasts over them.
+        const scale = tf.reshape(
+          dy,
+          d.shape.map((size, axis) => (reduced.includes(axis) ? 1 : size)),
+        );
+        const gradient =
+          hasLibraryKernel(SCALED_SIGN_KERNEL) && d.dtype === 'float32' && d.rank > 0
+            ? (tf.engine().runKernel(
+                SCALED_SIGN_KERNEL,
+                { x: d, scale },
+                {
+                  divisor: count,
+                },
+              ) as tf.Tensor)
+            : tf.mul(tf.sign(d), tf.div(scale, count));
+        return [gradient, tf.neg(gradient)];
+      },
+    };
+  });
+  return op(pred, target);
 }
 
 /**
@@ -74,10 +114,9 @@ export function perExampleMeanAbsoluteError(pred: tf.Tensor, target: tf.Tensor):
   assertSameShape(pred, target, 'perExampleMeanAbsoluteError');
   assertBatched(pred, 'perExampleMeanAbsoluteError');
   return tf.tidy(() => {
-    const error = absWithTorchGrad(tf.sub(pred, target));
-    if (pred.rank === 1) return error as tf.Tensor1D;
+    if (pred.rank === 1) return absWithTorchGrad(tf.sub(pred, target)) as tf.Tensor1D;
     const featureAxes = Array.from({ length: pred.rank - 1 }, (_, i) => i + 1);
-    return tf.mean(error, featureAxes) as tf.Tensor1D;
+    return meanAbsResidual(pred, target, featureAxes) as tf.Tensor1D;
   });
 }
 

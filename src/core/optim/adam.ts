@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
 import { Moments } from './moments.js';
+import { adamStep } from './update.js';
 
 /** Settings of {@link TorchAdamOptimizer}; the defaults are `torch.optim.Adam`'s. */
 export interface TorchAdamConfig {
@@ -117,20 +118,13 @@ export class TorchAdamOptimizer extends tf.Optimizer {
             `variable "${name}" of shape [${variable.shape}]. Pass the gradient of that variable.`,
         );
       }
-      const state = this.moments.of(variable);
-      state.step += 1;
-      // Bias corrections in double precision on the host: the step count is known here, so no
-      // tensor has to be read back.
-      const stepSize = learningRate / (1 - beta1 ** state.step);
-      const sqrtCorrection2 = Math.sqrt(1 - beta2 ** state.step);
-      tf.tidy(() => {
-        const g = weightDecay === 0 ? gradient : tf.add(gradient, tf.mul(variable, weightDecay));
-        const m = tf.add(tf.mul(state.m, beta1), tf.mul(g, 1 - beta1));
-        const v = tf.add(tf.mul(state.v, beta2), tf.mul(tf.square(g), 1 - beta2));
-        const denominator = tf.add(tf.div(tf.sqrt(v), sqrtCorrection2), epsilon);
-        state.m.assign(m);
-        state.v.assign(v);
-        variable.assign(tf.sub(variable, tf.mul(tf.div(m, denominator), stepSize)));
+      adamStep(variable, gradient, this.moments.of(variable), {
+        learningRate,
+        beta1,
+        beta2,
+        epsilon,
+        l2Decay: weightDecay,
+        decoupledDecay: 0,
       });
     }
     this.incrementIterations();

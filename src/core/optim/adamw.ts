@@ -1,6 +1,7 @@
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../errors.js';
 import { Moments } from './moments.js';
+import { adamStep } from './update.js';
 
 /** Settings of {@link AdamW}; the defaults are the ERA paper's (`torch.optim.AdamW`). */
 export interface AdamWConfig {
@@ -56,20 +57,13 @@ export class AdamW {
     for (const variable of variables) {
       const g = grads[variable.name];
       if (g === undefined) continue;
-      const state = this.moments.of(variable);
-      state.step += 1;
-      const { m: mVar, v: vVar } = state;
-      const correction1 = 1 - this.beta1 ** state.step;
-      const sqrtCorrection2 = Math.sqrt(1 - this.beta2 ** state.step);
-      tf.tidy(() => {
-        const m = tf.add(tf.mul(mVar, this.beta1), tf.mul(g, 1 - this.beta1));
-        const v = tf.add(tf.mul(vVar, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
-        mVar.assign(m);
-        vVar.assign(v);
-        const decayed =
-          this.weightDecay === 0 ? variable : tf.mul(variable, 1 - learningRate * this.weightDecay);
-        const update = tf.div(m, tf.add(tf.div(tf.sqrt(v), sqrtCorrection2), this.epsilon));
-        variable.assign(tf.sub(decayed, tf.mul(update, learningRate / correction1)));
+      adamStep(variable, g, this.moments.of(variable), {
+        learningRate,
+        beta1: this.beta1,
+        beta2: this.beta2,
+        epsilon: this.epsilon,
+        l2Decay: 0,
+        decoupledDecay: this.weightDecay,
       });
     }
   }

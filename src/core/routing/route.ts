@@ -1,5 +1,6 @@
 import type { Tensor } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
+import { hasLibraryKernel, MASK_PRODUCT_KERNEL } from '../backend/library-kernels.js';
 import { GradientRoutingError } from '../errors.js';
 import { readSync } from '../util/read.js';
 import { assertBroadcastsTo, nestedArrayShape } from './shapes.js';
@@ -16,12 +17,44 @@ export type NestedNumbers = number | NestedNumbers[];
  */
 export type MaskInput = tf.Tensor | NestedNumbers[] | ((x: tf.Tensor) => tf.Tensor);
 
+/** Sums `gradient` over the axes its input was broadcast along, back to `shape`. */
+function unbroadcast(gradient: tf.Tensor, shape: readonly number[]): tf.Tensor {
+  const axes = tf.backend_util.getReductionAxes([...shape], gradient.shape);
+  return axes.length === 0 ? gradient : tf.reshape(tf.sum(gradient, axes), [...shape]);
+}
+
+// The fused kernel's gradient, the same as the stock composite's below. tfjs calls each input's
+// function only when that input leads to what is differentiated (the mask seldom does).
+tf.registerGradient({
+  kernelName: MASK_PRODUCT_KERNEL,
+  inputsToSave: ['values', 'mask'],
+  gradFunc: (dy, saved) => {
+    const [values, mask] = saved as [tf.Tensor, tf.Tensor];
+    const gradient = dy as tf.Tensor;
+    return {
+      values: () => unbroadcast(exactMaskProduct(gradient, mask), values.shape),
+      mask: () => {
+        const passed = tf.where(tf.notEqual(mask, 0), gradient, tf.zerosLike(gradient));
+        return unbroadcast(tf.mul(passed, values), mask.shape);
+      },
+    };
+  },
+});
+
 /**
  * `values * mask` (broadcast), with one exception that matters for routing: wherever the mask
  * is 0 the result is exactly +0, even where `values` is NaN or ±Infinity (plain multiplication
  * gives NaN there, which would leak a blocked example into the weights).
  */
 export function exactMaskProduct(values: tf.Tensor, mask: tf.Tensor): tf.Tensor {
+  if (
+    hasLibraryKernel(MASK_PRODUCT_KERNEL) &&
+    values.dtype === 'float32' &&
+    mask.dtype === 'float32'
+  ) {
+    // One program and no scalar uploads (WebGPU); the same values as below.
+    return tf.engine().runKernel(MASK_PRODUCT_KERNEL, { values, mask }) as tf.Tensor;
+  }
   return tf.tidy(() =>
     tf.where(tf.notEqual(mask, 0), tf.mul(values, mask), tf.scalar(0, values.dtype)),
   );

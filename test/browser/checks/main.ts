@@ -6,17 +6,22 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   Autoencoder,
   type BackendName,
+  countWebGpuWork,
   fit as fitModel,
   GradientRoutingError,
   routeGradients,
   selectBackend,
+  torchAdam,
   watchGpuErrors,
   webGpuKernelsInstalled,
 } from 'gradient-routing';
+import { AdamW } from 'gradient-routing/experiments';
 import type {
   GpuErrorCheckResult,
   MatMulCheckInput,
   MatMulCheckResult,
+  OptimiserCheckInput,
+  OptimiserCheckResult,
   RoutingCheckInput,
   RoutingCheckResult,
 } from './protocol.js';
@@ -187,12 +192,75 @@ async function matMulChecks(input: MatMulCheckInput): Promise<MatMulCheckResult>
   };
 }
 
+/** Runs torchAdam and AdamW over the given steps on one backend; returns the final weights. */
+async function optimiserChecks(input: OptimiserCheckInput): Promise<OptimiserCheckResult> {
+  const reason = await unavailable(input.backend);
+  if (reason !== undefined) return { available: false, reason };
+  await selectBackend({
+    backend: input.backend,
+    wasmPaths: new URL('../tfjs-wasm/', document.baseURI).href,
+  });
+  const before = tf.memory().numTensors;
+  const train = async (update: (variables: tf.Variable[], grads: tf.NamedTensorMap) => void) => {
+    const variables = input.weights.map((w, i) =>
+      tf.tidy(() => tf.variable(tf.tensor(w, input.shapes[i]))),
+    );
+    for (const stepGradients of input.gradients) {
+      const grads: tf.NamedTensorMap = {};
+      stepGradients.forEach((g, i) => {
+        grads[variables[i]!.name] = tf.tensor(g, input.shapes[i]);
+      });
+      update(variables, grads);
+      tf.dispose(Object.values(grads));
+    }
+    const weights = await Promise.all(variables.map(async (v) => Array.from(await v.data())));
+    tf.dispose(variables);
+    return weights;
+  };
+  const adam = torchAdam({ learningRate: 0.01, weightDecay: 0.05 });
+  const torchAdamWeights = await train((_, grads) => adam.applyGradients(grads));
+  adam.dispose();
+  const adamW = new AdamW({ weightDecay: 0.3 });
+  const adamWWeights = await train((variables, grads) => adamW.step(variables, grads, 0.01));
+  adamW.dispose();
+  let steadyStep: { programs: number; uploads: number; fusedPrograms: number } | null = null;
+  if (input.backend === 'webgpu') {
+    const variables = input.shapes.map((shape) =>
+      tf.tidy(() => tf.variable(tf.randomNormal(shape))),
+    );
+    const grads: tf.NamedTensorMap = {};
+    for (const v of variables) grads[v.name] = tf.tidy(() => tf.mul(tf.randomNormal(v.shape), 1));
+    const optimizer = torchAdam();
+    optimizer.applyGradients(grads);
+    await variables[0]!.data();
+    const { counts } = await countWebGpuWork(() => optimizer.applyGradients(grads));
+    steadyStep = {
+      programs: counts.programs,
+      uploads: counts.uploads,
+      fusedPrograms: counts.programsByName.GradientRoutingAdamProgram ?? 0,
+    };
+    optimizer.dispose();
+    tf.dispose([...variables, ...Object.values(grads)]);
+  }
+  return {
+    available: true,
+    activeBackend: tf.getBackend(),
+    torchAdam: torchAdamWeights,
+    adamW: adamWWeights,
+    steadyStep,
+    tensorsBefore: before,
+    tensorsAfter: tf.memory().numTensors,
+  };
+}
+
 const page = window as Window & {
   routingChecks?: typeof routingChecks;
   gpuErrorCheck?: typeof gpuErrorCheck;
   matMulChecks?: typeof matMulChecks;
+  optimiserChecks?: typeof optimiserChecks;
 };
 page.routingChecks = routingChecks;
 page.gpuErrorCheck = gpuErrorCheck;
 page.matMulChecks = matMulChecks;
+page.optimiserChecks = optimiserChecks;
 document.body.dataset.state = 'ready';

@@ -82,3 +82,26 @@ export type MatMulCheckResult =
       tensorsBefore: number;
       tensorsAfter: number;
     };
+
+/** What Node sends to the optimiser check: variables and per-step gradients, row-major. */
+export interface OptimiserCheckInput {
+  backend: BackendName;
+  shapes: number[][];
+  weights: number[][];
+  /** gradients[step][variable]. */
+  gradients: number[][][];
+}
+
+export type OptimiserCheckResult =
+  | { available: false; reason: string }
+  | {
+      available: true;
+      activeBackend: string;
+      /** Final weights after every step of torchAdam (weight decay 0.05) and of AdamW. */
+      torchAdam: number[][];
+      adamW: number[][];
+      /** WebGPU only: programs and uploads of one torchAdam step once the moments exist. */
+      steadyStep: { programs: number; uploads: number; fusedPrograms: number } | null;
+      tensorsBefore: number;
+      tensorsAfter: number;
+    };

@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { ADAM_KERNELS } from './adam.js';
+import { ELEMENTWISE_KERNELS } from './elementwise.js';
 import { denseMatMulKernels } from './matmul.js';
 import { transformerKernels } from './transformer-kernels.js';
 
@@ -20,7 +22,12 @@ export interface WebGpuKernelSet {
 }
 
 /** Every set the library ships; each module adds itself here. */
-const KERNEL_SETS: readonly WebGpuKernelSet[] = [denseMatMulKernels, transformerKernels];
+const KERNEL_SETS: readonly WebGpuKernelSet[] = [
+  ADAM_KERNELS,
+  ELEMENTWISE_KERNELS,
+  denseMatMulKernels,
+  transformerKernels,
+];
 
 /** Marks our configs, across copies of this library in one process, so they never nest. */
 const OURS = Symbol.for('gradient-routing.webgpu-kernels');
