@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../../errors.js';
-import { WEBGPU, type WebGpuBackend } from './tfjs-webgpu.js';
+import { WEBGPU, type WebGpuBackend, webGpuBackendOf } from './tfjs-webgpu.js';
 
 /*
  * On a GPU a training step of a small model is bound by the CPU work of each dispatch (a uniform
@@ -59,7 +59,7 @@ function currentWebGpuBackend(): WebGpuBackend {
       'backend',
     );
   }
-  return tf.backend() as unknown as WebGpuBackend;
+  return webGpuBackendOf(tf.backend());
 }
 
 function wrap(backend: WebGpuBackend): Wrapping {
