@@ -1,5 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { hasLibraryKernel, LibraryKernel } from '../backend/library-kernels.js';
+import {
+  hasLibraryKernel,
+  LibraryKernel,
+  type LibraryKernelName,
+} from '../backend/library-kernels.js';
 import { GradientRoutingError } from '../errors.js';
 
 /*
@@ -15,7 +19,7 @@ import { GradientRoutingError } from '../errors.js';
 const MAX_FUSED_HEAD_DIM = 128;
 
 function runKernel(
-  kernelName: string,
+  kernelName: LibraryKernelName,
   inputs: tf.NamedTensorMap,
   attrs: tf.NamedAttrMap = {},
 ): tf.Tensor | tf.Tensor[] {
