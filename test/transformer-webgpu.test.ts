@@ -186,7 +186,8 @@ async function compareWithCpu(
 }
 
 /** The programs of this library's kernels (tfjs's own kernels have other shader keys). */
-// The transformer kernels' programs ('grLayerNorm', …), not the dense matMul's ('gradientRouting…').
+// The transformer kernels' shader keys ('grLayerNorm', …); the dense matMul's
+// ('gradientRoutingTiledMatMul_…', which the composite attention uses) are not among them.
 const fused = (programs: string[]) => programs.filter((key) => /^gr[A-Z]/.test(key));
 
 describe.skipIf(unavailable !== null)('fused transformer kernels on WebGPU', () => {

@@ -8,11 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ADAM_KERNEL,
-  MASK_PRODUCT_KERNEL,
-  SCALED_SIGN_KERNEL,
-} from '../src/core/backend/library-kernels.js';
+import { LibraryKernel } from '../src/core/backend/library-kernels.js';
 import { countWebGpuWork, startWebGpuCounter } from '../src/core/backend/webgpu/counter.js';
 import {
   installWebGpuKernels,
@@ -142,7 +138,7 @@ describe.skipIf(unavailable !== null)(
     });
 
     it('registers the fused kernels with the library’s WebGPU kernels, and only then', () => {
-      const names = [ADAM_KERNEL, MASK_PRODUCT_KERNEL, SCALED_SIGN_KERNEL];
+      const names = [LibraryKernel.adam, LibraryKernel.maskProduct, LibraryKernel.scaledSign];
       expect(webGpuKernelsInstalled()).toBe(true);
       for (const name of names) expect(tf.getKernel(name, 'webgpu')).toBeDefined();
       uninstallWebGpuKernels();

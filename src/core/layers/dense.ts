@@ -1,10 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  DENSE_KERNEL,
-  GATED_COLUMN_SUM_KERNEL,
-  GATED_MATMUL_KERNEL,
   type GatedMatMulAttrs,
-} from '../backend/webgpu/matmul.js';
+  hasLibraryKernel,
+  LibraryKernel,
+} from '../backend/library-kernels.js';
 
 /*
  * Why this op exists: tfjs fuses a dense layer's bias and activation into its matMul only when
@@ -21,11 +20,10 @@ export type DenseActivation = 'linear' | 'relu';
 
 /** Whether the current backend has the kernels of the fused path (today: WebGPU, once installed). */
 function fusedDenseAvailable(): boolean {
-  const backend = tf.getBackend();
   return (
-    tf.getKernel(DENSE_KERNEL, backend) !== undefined &&
-    tf.getKernel(GATED_MATMUL_KERNEL, backend) !== undefined &&
-    tf.getKernel(GATED_COLUMN_SUM_KERNEL, backend) !== undefined
+    hasLibraryKernel(LibraryKernel.dense) &&
+    hasLibraryKernel(LibraryKernel.gatedMatMul) &&
+    hasLibraryKernel(LibraryKernel.gatedColumnSum)
   );
 }
 
@@ -37,7 +35,9 @@ function gatedMatMul(
 ): tf.Tensor2D {
   const inputs: tf.NamedTensorMap = gate === null ? { a, b } : { a, b, gate };
   const gated = gate === null ? 'none' : attrs.gated;
-  return tf.engine().runKernel(GATED_MATMUL_KERNEL, inputs, { ...attrs, gated }) as tf.Tensor2D;
+  return tf
+    .engine()
+    .runKernel(LibraryKernel.gatedMatMul, inputs, { ...attrs, gated }) as tf.Tensor2D;
 }
 
 /**
@@ -45,9 +45,9 @@ function gatedMatMul(
  * of a first layer needs none), and none of them materialises `dy ⊙ [y > 0]`.
  */
 function registerDenseGradient(): void {
-  if (tf.getGradient(DENSE_KERNEL) !== undefined) return;
+  if (tf.getGradient(LibraryKernel.dense) !== undefined) return;
   tf.registerGradient({
-    kernelName: DENSE_KERNEL,
+    kernelName: LibraryKernel.dense,
     inputsToSave: ['a', 'b'],
     outputsToSave: [true],
     gradFunc: (dy, saved, attrs) => {
@@ -61,7 +61,7 @@ function registerDenseGradient(): void {
           gatedMatMul(x, upstream, gate, { transposeA: true, transposeB: false, gated: 'b' }),
         bias: () => {
           const inputs: tf.NamedTensorMap = gate === null ? { x: upstream } : { x: upstream, gate };
-          return tf.engine().runKernel(GATED_COLUMN_SUM_KERNEL, inputs, {}) as tf.Tensor1D;
+          return tf.engine().runKernel(LibraryKernel.gatedColumnSum, inputs, {}) as tf.Tensor1D;
         },
       };
     },
@@ -85,5 +85,5 @@ export function dense(
   }
   registerDenseGradient();
   const inputs: tf.NamedTensorMap = bias === null ? { a: x, b: kernel } : { a: x, b: kernel, bias };
-  return tf.engine().runKernel(DENSE_KERNEL, inputs, { activation }) as tf.Tensor2D;
+  return tf.engine().runKernel(LibraryKernel.dense, inputs, { activation }) as tf.Tensor2D;
 }

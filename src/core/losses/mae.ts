@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { hasLibraryKernel, SCALED_SIGN_KERNEL } from '../backend/library-kernels.js';
+import { hasLibraryKernel, LibraryKernel } from '../backend/library-kernels.js';
 import { GradientRoutingError } from '../errors.js';
 import { exactMaskProduct } from '../routing/route.js';
 import { formatShape } from '../routing/shapes.js';
@@ -84,9 +84,9 @@ function meanAbsResidual(pred: tf.Tensor, target: tf.Tensor, axes: number[] | nu
           d.shape.map((size, axis) => (reduced.includes(axis) ? 1 : size)),
         );
         const gradient =
-          hasLibraryKernel(SCALED_SIGN_KERNEL) && d.dtype === 'float32' && d.rank > 0
+          hasLibraryKernel(LibraryKernel.scaledSign) && d.dtype === 'float32' && d.rank > 0
             ? (tf.engine().runKernel(
-                SCALED_SIGN_KERNEL,
+                LibraryKernel.scaledSign,
                 { x: d, scale },
                 {
                   divisor: count,

@@ -1,5 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { TransformerKernel } from '../backend/webgpu/transformer-kernels.js';
+import {
+  hasLibraryKernel,
+  LibraryKernel,
+  type LibraryKernelName,
+} from '../backend/library-kernels.js';
 import { GradientRoutingError } from '../errors.js';
 
 /*
@@ -14,12 +18,8 @@ import { GradientRoutingError } from '../errors.js';
 /** Head widths up to this run fused: each thread keeps a few rows of this width in registers. */
 const MAX_FUSED_HEAD_DIM = 128;
 
-function hasKernel(kernelName: string): boolean {
-  return tf.getKernel(kernelName, tf.getBackend()) !== undefined;
-}
-
 function runKernel(
-  kernelName: string,
+  kernelName: LibraryKernelName,
   inputs: tf.NamedTensorMap,
   attrs: tf.NamedAttrMap = {},
 ): tf.Tensor | tf.Tensor[] {
@@ -33,12 +33,12 @@ function registerFusedGradients(): void {
   if (gradientsRegistered) return;
   gradientsRegistered = true;
   tf.registerGradient({
-    kernelName: TransformerKernel.layerNorm,
+    kernelName: LibraryKernel.layerNorm,
     inputsToSave: ['x', 'gain'],
     gradFunc: (dy, saved, attrs) => {
       const [x, gain] = saved as [tf.Tensor, tf.Tensor];
       const [dx, dGain, dShift] = runKernel(
-        TransformerKernel.layerNormGrad,
+        LibraryKernel.layerNormGrad,
         { x, gain, dy: dy as tf.Tensor },
         attrs,
       ) as [tf.Tensor, tf.Tensor, tf.Tensor];
@@ -46,24 +46,24 @@ function registerFusedGradients(): void {
     },
   });
   tf.registerGradient({
-    kernelName: TransformerKernel.gelu,
+    kernelName: LibraryKernel.gelu,
     inputsToSave: ['x'],
     gradFunc: (dy, saved) => {
       const [x] = saved as [tf.Tensor];
       return {
-        x: () => runKernel(TransformerKernel.geluGrad, { x, dy: dy as tf.Tensor }) as tf.Tensor,
+        x: () => runKernel(LibraryKernel.geluGrad, { x, dy: dy as tf.Tensor }) as tf.Tensor,
       };
     },
   });
   tf.registerGradient({
-    kernelName: TransformerKernel.causalAttention,
+    kernelName: LibraryKernel.causalAttention,
     inputsToSave: ['qkv'],
     gradFunc: (dy, saved, attrs) => {
       const [qkv] = saved as [tf.Tensor];
       return {
         qkv: () =>
           runKernel(
-            TransformerKernel.causalAttentionGrad,
+            LibraryKernel.causalAttentionGrad,
             { qkv, dy: dy as tf.Tensor },
             attrs,
           ) as tf.Tensor,
@@ -71,12 +71,12 @@ function registerFusedGradients(): void {
     },
   });
   tf.registerGradient({
-    kernelName: TransformerKernel.embed,
+    kernelName: LibraryKernel.embed,
     inputsToSave: ['ids'],
     gradFunc: (dy, saved, attrs) => {
       const [ids] = saved as [tf.Tensor];
       const [dTable, dPositions] = runKernel(
-        TransformerKernel.embedGrad,
+        LibraryKernel.embedGrad,
         { ids, dy: dy as tf.Tensor },
         attrs,
       ) as [tf.Tensor, tf.Tensor];
@@ -84,13 +84,13 @@ function registerFusedGradients(): void {
     },
   });
   tf.registerGradient({
-    kernelName: TransformerKernel.tokenLosses,
+    kernelName: LibraryKernel.tokenLosses,
     inputsToSave: ['logits', 'labels'],
     gradFunc: (dy, saved) => {
       const [logits, labels] = saved as [tf.Tensor, tf.Tensor];
       return {
         logits: () =>
-          runKernel(TransformerKernel.tokenLossesGrad, {
+          runKernel(LibraryKernel.tokenLossesGrad, {
             logits,
             labels,
             dy: dy as tf.Tensor,
@@ -100,13 +100,13 @@ function registerFusedGradients(): void {
     },
   });
   tf.registerGradient({
-    kernelName: TransformerKernel.tokenCrossEntropy,
+    kernelName: LibraryKernel.tokenCrossEntropy,
     inputsToSave: ['logits', 'labels', 'weights'],
     gradFunc: (dy, saved) => {
       const [logits, labels, weights] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
       return {
         logits: () =>
-          runKernel(TransformerKernel.tokenCrossEntropyGrad, {
+          runKernel(LibraryKernel.tokenCrossEntropyGrad, {
             logits,
             labels,
             weights,
@@ -117,7 +117,7 @@ function registerFusedGradients(): void {
         // is d(S / M)/dw = (loss − [W >= 1] · S / M) / M with W = Σw, M = max(W, 1), as tfjs's
         // maximum routes the gradient.
         weights: () => {
-          const losses = runKernel(TransformerKernel.tokenLosses, { logits, labels }) as tf.Tensor;
+          const losses = runKernel(LibraryKernel.tokenLosses, { logits, labels }) as tf.Tensor;
           const total = tf.sum(weights);
           const count = tf.maximum(total, 1);
           const mean = tf.div(tf.sum(tf.mul(losses, weights)), count);
@@ -149,7 +149,7 @@ export function layerNorm(
       `layerNorm needs gain and shift of shape [${dim}] (the last axis of x), got [${gain.shape}] and [${shift.shape}].`,
     );
   }
-  if (!hasKernel(TransformerKernel.layerNorm) || x.dtype !== 'float32') {
+  if (!hasLibraryKernel(LibraryKernel.layerNorm) || x.dtype !== 'float32') {
     const { mean, variance } = tf.moments(x, -1, true);
     return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, epsilon))), gain), shift);
   }
@@ -157,7 +157,7 @@ export function layerNorm(
   return tf.tidy(() => {
     const flat = tf.reshape(x, [-1, dim]);
     const y = runKernel(
-      TransformerKernel.layerNorm,
+      LibraryKernel.layerNorm,
       { x: flat, gain, shift },
       { epsilon },
     ) as tf.Tensor;
@@ -167,7 +167,7 @@ export function layerNorm(
 
 /** GPT-2's tanh GELU, `x/2 · (1 + tanh(sqrt(2/π) · (x + 0.044715 x³)))`. */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  if (!hasKernel(TransformerKernel.gelu) || x.dtype !== 'float32') {
+  if (!hasLibraryKernel(LibraryKernel.gelu) || x.dtype !== 'float32') {
     // tfjs-core has no GELU op, and every op here has a gradient.
     return tf.tidy(() => {
       const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
@@ -175,7 +175,7 @@ export function gelu(x: tf.Tensor): tf.Tensor {
     });
   }
   registerFusedGradients();
-  return runKernel(TransformerKernel.gelu, { x }) as tf.Tensor;
+  return runKernel(LibraryKernel.gelu, { x }) as tf.Tensor;
 }
 
 /**
@@ -199,12 +199,12 @@ export function causalSelfAttention(
     );
   }
   if (
-    hasKernel(TransformerKernel.causalAttention) &&
+    hasLibraryKernel(LibraryKernel.causalAttention) &&
     qkv.dtype === 'float32' &&
     headDim <= MAX_FUSED_HEAD_DIM
   ) {
     registerFusedGradients();
-    return runKernel(TransformerKernel.causalAttention, { qkv }, { numHeads }) as tf.Tensor3D;
+    return runKernel(LibraryKernel.causalAttention, { qkv }, { numHeads }) as tf.Tensor3D;
   }
   return tf.tidy(() => {
     const bias = tf.slice(causalBias, [0, 0], [length, length]);
@@ -257,10 +257,10 @@ export function embedTokensAndPositions(
 ): tf.Tensor3D {
   const length = tokens.shape[1];
   const [contextLength, dim] = positions.shape as [number, number];
-  if (hasKernel(TransformerKernel.embed) && table.dtype === 'float32') {
+  if (hasLibraryKernel(LibraryKernel.embed) && table.dtype === 'float32') {
     registerFusedGradients();
     return runKernel(
-      TransformerKernel.embed,
+      LibraryKernel.embed,
       { table, positions, ids: tokens },
       { vocabSize: table.shape[0]!, contextLength },
     ) as tf.Tensor3D;
@@ -275,9 +275,9 @@ export function embedTokensAndPositions(
 export function tokenLosses(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
     const [batch, length, vocab] = logits.shape;
-    if (hasKernel(TransformerKernel.tokenLosses) && logits.dtype === 'float32') {
+    if (hasLibraryKernel(LibraryKernel.tokenLosses) && logits.dtype === 'float32') {
       registerFusedGradients();
-      const losses = runKernel(TransformerKernel.tokenLosses, {
+      const losses = runKernel(LibraryKernel.tokenLosses, {
         logits: tf.reshape(logits, [-1, vocab]),
         labels: tf.reshape(targets, [-1]),
       }) as tf.Tensor;
@@ -300,9 +300,9 @@ export function tokenCrossEntropy(
 ): tf.Scalar {
   return tf.tidy(() => {
     const vocab = logits.shape[2];
-    if (hasKernel(TransformerKernel.tokenCrossEntropy) && logits.dtype === 'float32') {
+    if (hasLibraryKernel(LibraryKernel.tokenCrossEntropy) && logits.dtype === 'float32') {
       registerFusedGradients();
-      const mean = runKernel(TransformerKernel.tokenCrossEntropy, {
+      const mean = runKernel(LibraryKernel.tokenCrossEntropy, {
         logits: tf.reshape(logits, [-1, vocab]),
         labels: tf.reshape(targets, [-1]),
         weights: tf.reshape(tf.cast(weights, 'float32'), [-1]),

@@ -1,5 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ADAM_KERNEL, type AdamKernelAttrs, hasLibraryKernel } from '../backend/library-kernels.js';
+import {
+  type AdamKernelAttrs,
+  hasLibraryKernel,
+  LibraryKernel,
+} from '../backend/library-kernels.js';
 import type { MomentState } from './moments.js';
 
 /** The settings of one Adam step that do not depend on the variable's own step count. */
@@ -17,7 +21,7 @@ export interface AdamStepSettings {
 /**
  * One Adam step of `variable` with `gradient`, advancing `state` (moments and step count):
  * `torch.optim.Adam` with `l2Decay`, `torch.optim.AdamW` with `decoupledDecay`. On a backend that
- * registers {@link ADAM_KERNEL} (WebGPU, once the library's kernels are installed) it is one
+ * registers {@link LibraryKernel.adam} (WebGPU, once the library's kernels are installed) it is one
  * kernel with the constants as uniforms; elsewhere the same arithmetic from stock ops.
  */
 export function adamStep(
@@ -43,14 +47,14 @@ export function adamStep(
   };
   const { m: mVar, v: vVar } = state;
   if (
-    hasLibraryKernel(ADAM_KERNEL) &&
+    hasLibraryKernel(LibraryKernel.adam) &&
     variable.dtype === 'float32' &&
     gradient.dtype === 'float32'
   ) {
     const fresh = tf
       .engine()
       .runKernel(
-        ADAM_KERNEL,
+        LibraryKernel.adam,
         { variable, gradient, m: mVar, v: vVar },
         attrs as unknown as tf.NamedAttrMap,
       ) as tf.Tensor[];

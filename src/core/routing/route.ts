@@ -1,6 +1,6 @@
 import type { Tensor } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
-import { hasLibraryKernel, MASK_PRODUCT_KERNEL } from '../backend/library-kernels.js';
+import { hasLibraryKernel, LibraryKernel } from '../backend/library-kernels.js';
 import { GradientRoutingError } from '../errors.js';
 import { readSync } from '../util/read.js';
 import { assertBroadcastsTo, nestedArrayShape } from './shapes.js';
@@ -26,7 +26,7 @@ function unbroadcast(gradient: tf.Tensor, shape: readonly number[]): tf.Tensor {
 // The fused kernel's gradient, the same as the stock composite's below. tfjs calls each input's
 // function only when that input leads to what is differentiated (the mask seldom does).
 tf.registerGradient({
-  kernelName: MASK_PRODUCT_KERNEL,
+  kernelName: LibraryKernel.maskProduct,
   inputsToSave: ['values', 'mask'],
   gradFunc: (dy, saved) => {
     const [values, mask] = saved as [tf.Tensor, tf.Tensor];
@@ -48,12 +48,12 @@ tf.registerGradient({
  */
 export function exactMaskProduct(values: tf.Tensor, mask: tf.Tensor): tf.Tensor {
   if (
-    hasLibraryKernel(MASK_PRODUCT_KERNEL) &&
+    hasLibraryKernel(LibraryKernel.maskProduct) &&
     values.dtype === 'float32' &&
     mask.dtype === 'float32'
   ) {
     // One program and no scalar uploads (WebGPU); the same values as below.
-    return tf.engine().runKernel(MASK_PRODUCT_KERNEL, { values, mask }) as tf.Tensor;
+    return tf.engine().runKernel(LibraryKernel.maskProduct, { values, mask }) as tf.Tensor;
   }
   return tf.tidy(() =>
     tf.where(tf.notEqual(mask, 0), tf.mul(values, mask), tf.scalar(0, values.dtype)),

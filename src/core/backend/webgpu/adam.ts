@@ -1,13 +1,14 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { ADAM_KERNEL, type AdamKernelAttrs } from '../library-kernels.js';
+import { type AdamKernelAttrs, LibraryKernel } from '../library-kernels.js';
+import { type InPlaceBinding, ownsBuffer, runInPlace } from './in-place.js';
 import {
-  type InPlaceBinding,
-  ownsBuffer,
-  runInPlace,
+  type KernelArgs,
   type ScalarUniform,
-  type WebGpuBackendInternals,
-} from './in-place.js';
-import type { WebGpuKernelSet } from './install.js';
+  WEBGPU,
+  type WebGpuBackend,
+  type WebGpuKernelSet,
+  webGpuBackendOf,
+} from './tfjs-webgpu.js';
 
 /*
  * Adam and AdamW in one dispatch per variable: the weights and both moments are read and written
@@ -16,7 +17,7 @@ import type { WebGpuKernelSet } from './install.js';
  */
 
 /** A private copy of `info` in a new buffer, for a tensor whose buffer another tensor shares. */
-function copyOf(backend: WebGpuBackendInternals, info: tf.TensorInfo): tf.TensorInfo {
+function copyOf(backend: WebGpuBackend, info: tf.TensorInfo): tf.TensorInfo {
   const copy = backend.makeTensorInfo([...info.shape], 'float32');
   runInPlace(
     backend,
@@ -55,8 +56,8 @@ const ATTR_ORDER: ReadonlyArray<keyof AdamKernelAttrs> = [
   'sqrtCorrection2',
 ];
 
-function adamKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): tf.TensorInfo[] {
-  const gpu = backend as unknown as WebGpuBackendInternals;
+function adamKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const gpu = webGpuBackendOf(backend);
   const { variable, gradient, m, v } = inputs as Record<
     'variable' | 'gradient' | 'm' | 'v',
     tf.TensorInfo
@@ -82,10 +83,14 @@ function adamKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): t
   return shared ? [weights!, firstMoment!, secondMoment!] : [];
 }
 
-/** The fused optimiser update, {@link ADAM_KERNEL}. */
-export const ADAM_KERNELS: WebGpuKernelSet = {
+/** The fused optimiser update, {@link LibraryKernel.adam}. */
+export const adamKernels: WebGpuKernelSet = {
   name: 'optimisers',
   kernels: () => [
-    { kernelName: ADAM_KERNEL, backendName: 'webgpu', kernelFunc: adamKernel as tf.KernelFunc },
+    {
+      kernelName: LibraryKernel.adam,
+      backendName: WEBGPU,
+      kernelFunc: adamKernel as tf.KernelFunc,
+    },
   ],
 };

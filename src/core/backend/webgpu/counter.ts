@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GradientRoutingError } from '../../errors.js';
+import { WEBGPU, type WebGpuBackend, webGpuBackendOf } from './tfjs-webgpu.js';
 
 /*
  * On a GPU a training step of a small model is bound by the CPU work of each dispatch (a uniform
@@ -32,18 +33,10 @@ export interface WebGpuCounter {
   stop(): WebGpuWorkCount;
 }
 
-/** The parts of tfjs-backend-webgpu's `WebGPUBackend` the counter wraps. */
-interface CountableBackend {
-  runWebGPUProgram: (program: { constructor: { name: string } }, ...rest: unknown[]) => unknown;
-  uploadToGPU: (dataId: tf.DataId) => void;
-  tensorMap: { get(dataId: tf.DataId): { resource?: unknown; values?: ArrayLike<number> | null } };
-  queue: { submit: (buffers: unknown) => void };
-}
-
 interface Wrapping {
-  backend: CountableBackend;
-  originals: Pick<CountableBackend, 'runWebGPUProgram' | 'uploadToGPU'> & {
-    submit: CountableBackend['queue']['submit'];
+  backend: WebGpuBackend;
+  originals: Pick<WebGpuBackend, 'runWebGPUProgram' | 'uploadToGPU'> & {
+    submit: WebGpuBackend['queue']['submit'];
   };
 }
 
@@ -58,32 +51,33 @@ function copyCount(count: WebGpuWorkCount): WebGpuWorkCount {
   return { ...count, programsByName: { ...count.programsByName } };
 }
 
-function currentWebGpuBackend(): CountableBackend {
-  if (tf.getBackend() !== 'webgpu') {
+function currentWebGpuBackend(): WebGpuBackend {
+  if (tf.getBackend() !== WEBGPU) {
     throw new GradientRoutingError(
       `countWebGpuWork counts WebGPU work, but the active backend is '${tf.getBackend()}'. ` +
         "Select WebGPU first (selectBackend({ backend: 'webgpu' }) or selectNodeBackend).",
       'backend',
     );
   }
-  return tf.backend() as unknown as CountableBackend;
+  return webGpuBackendOf(tf.backend());
 }
 
-function wrap(backend: CountableBackend): Wrapping {
+function wrap(backend: WebGpuBackend): Wrapping {
   const originals = {
     runWebGPUProgram: backend.runWebGPUProgram,
     uploadToGPU: backend.uploadToGPU,
     submit: backend.queue.submit,
   };
-  backend.runWebGPUProgram = function (this: CountableBackend, program, ...rest) {
-    const name = program.constructor.name;
+  backend.runWebGPUProgram = function (this: WebGpuBackend, program, ...rest) {
+    // Every program has one (a class, or programClass's stand-in); the fallback is a plain object's.
+    const name = program.constructor?.name ?? 'Object';
     for (const count of running) {
       count.programs += 1;
       count.programsByName[name] = (count.programsByName[name] ?? 0) + 1;
     }
     return originals.runWebGPUProgram.call(this, program, ...rest);
   };
-  backend.uploadToGPU = function (this: CountableBackend, dataId) {
+  backend.uploadToGPU = function (this: WebGpuBackend, dataId) {
     // tfjs calls this for every input of every program; only data still on the host is copied.
     const data = this.tensorMap.get(dataId);
     if (data.resource == null && data.values != null) {

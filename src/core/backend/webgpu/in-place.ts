@@ -1,4 +1,12 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import {
+  FLAT_WORKGROUP_SIZE,
+  flatLaunch,
+  programClass,
+  type ScalarUniform,
+  scalarUniforms,
+  type WebGpuBackend,
+} from './tfjs-webgpu.js';
 
 /*
  * Element-wise WGSL programs that update several tensors in one dispatch, run through
@@ -24,39 +32,6 @@ export interface InPlaceBinding {
   readonly writable: boolean;
 }
 
-/** A program's own uniform: a scalar, in the order the shader's struct lists them. */
-export interface ScalarUniform {
-  readonly name: string;
-  readonly type: 'f32' | 'i32';
-  readonly value: number;
-}
-
-/** The parts of tfjs-backend-webgpu's `WebGPUBackend` these programs use. */
-export interface WebGpuBackendInternals {
-  readonly device: {
-    createShaderModule(descriptor: { code: string; label?: string }): unknown;
-    createComputePipeline(descriptor: {
-      layout: 'auto';
-      compute: { module: unknown; entryPoint: string };
-      label?: string;
-    }): unknown;
-  };
-  readonly pipelineCache: Record<string, unknown>;
-  readonly tensorMap: {
-    get(dataId: tf.DataId): { refCount: number; resource?: unknown; values?: unknown };
-  };
-  runWebGPUProgram(
-    program: object,
-    inputs: tf.TensorInfo[],
-    outputDtype: tf.DataType,
-    uniforms?: Array<{ type: 'float32' | 'int32'; data: number[] }>,
-    output?: tf.TensorInfo,
-  ): tf.TensorInfo;
-  makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-}
-
-const WORKGROUP_SIZE = 64;
-
 /** The largest value below 2³¹ a flat index can take; beyond it `i32` indexing would wrap. */
 const MAX_ELEMENTS = 2 ** 31 - 1;
 
@@ -77,18 +52,18 @@ struct Uniforms {
   nanValue : f32,
   infinityValue : f32,
   ${shapes.join('\n  ')}
-  ${uniforms.map(({ name, type }) => `${name} : ${type},`).join('\n  ')}
+  ${scalarUniforms(uniforms).declaration}
 };
 ${declarations.join('\n')}
 @group(0) @binding(${bindings.length}) var<uniform> uniforms : Uniforms;
 
-@compute @workgroup_size(${WORKGROUP_SIZE}, 1, 1)
+@compute @workgroup_size(${FLAT_WORKGROUP_SIZE}, 1, 1)
 fn main(@builtin(local_invocation_index) localIndex : u32,
         @builtin(workgroup_id) workgroupId : vec3<u32>,
         @builtin(num_workgroups) numWorkgroups : vec3<u32>) {
   // tfjs spreads a long dispatch over y and z when x exceeds the device's limit.
   let flat = (workgroupId.z * numWorkgroups.x * numWorkgroups.y + workgroupId.y * numWorkgroups.x
-      + workgroupId.x) * ${WORKGROUP_SIZE}u + localIndex;
+      + workgroupId.x) * ${FLAT_WORKGROUP_SIZE}u + localIndex;
   let i = i32(flat);
   // Every binding is used, so that the pipeline's automatic layout has the bindings tfjs binds.
   if (i >= uniforms.${bindings[0]!.name}Shape) { return; }
@@ -101,7 +76,7 @@ fn main(@builtin(local_invocation_index) localIndex : u32,
  * Whether `info` may be written in place: its buffer belongs to no other tensor (a clone shares
  * it) and it is float32.
  */
-export function ownsBuffer(backend: WebGpuBackendInternals, info: tf.TensorInfo): boolean {
+export function ownsBuffer(backend: WebGpuBackend, info: tf.TensorInfo): boolean {
   return info.dtype === 'float32' && backend.tensorMap.get(info.dataId).refCount === 1;
 }
 
@@ -111,7 +86,7 @@ export function ownsBuffer(backend: WebGpuBackendInternals, info: tf.TensorInfo)
  * place; their values cached on the host by an earlier read are dropped, since they are stale.
  */
 export function runInPlace(
-  backend: WebGpuBackendInternals,
+  backend: WebGpuBackend,
   key: string,
   bindings: readonly InPlaceBinding[],
   uniforms: readonly ScalarUniform[],
@@ -124,13 +99,10 @@ export function runInPlace(
   const baseKey = `GradientRouting_${key}_${inputs.map((b) => (b.writable ? 'w' : 'r')).join('')}`;
   let fullKey = baseKey;
   const program = {
-    // tfjs names a program's timings (tf.profile) by its class; the counter does too.
-    constructor: { name: `GradientRouting${key}Program` },
+    constructor: programClass(key),
     variableNames: inputs.map((b) => b.name),
     outputShape: [size],
-    dispatchLayout: { x: [0] },
-    dispatch: [Math.ceil(size / WORKGROUP_SIZE), 1, 1],
-    workgroupSize: [WORKGROUP_SIZE, 1, 1],
+    ...flatLaunch([size]),
     get shaderKey(): string {
       return fullKey;
     },
@@ -155,10 +127,7 @@ export function runInPlace(
     program,
     inputs.map((b) => flat(b.info)),
     'float32',
-    uniforms.map(({ type, value }) => ({
-      type: type === 'f32' ? ('float32' as const) : ('int32' as const),
-      data: [value],
-    })),
+    scalarUniforms(uniforms).values,
     flat(output!.info),
   );
   for (const binding of [output!, ...inputs.filter((b) => b.writable)]) {

@@ -1,30 +1,25 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ADAM_KERNELS } from './adam.js';
-import { ELEMENTWISE_KERNELS } from './elementwise.js';
+import { adamKernels } from './adam.js';
+import { elementwiseKernels } from './elementwise.js';
 import { denseMatMulKernels } from './matmul.js';
+import { WEBGPU, type WebGpuKernelSet } from './tfjs-webgpu.js';
 import { transformerKernels } from './transformer-kernels.js';
 
 /*
  * The library's own WebGPU kernels, installed by backend selection the way the fast wasm kernels
- * are. Each kernel set is a module of this folder that lists tfjs kernel configs for the 'webgpu'
- * backend: either a replacement for a stock kernel (same kernelName; the stock one is kept and put
- * back by uninstallWebGpuKernels) or a kernel of the library's own (a name starting with
- * 'GradientRouting'), which ops look up with `tf.getKernel(name, tf.getBackend())` and replace by
- * their composite of stock ops where it is missing.
+ * are. There are four kernel sets, one module of this folder each: the fused Adam/AdamW update
+ * (adam.ts), the routed step's element-wise ops (elementwise.ts), the dense-layer matMul
+ * (matmul.ts) and the transformer's blocks (transformer-kernels.ts). Each lists tfjs kernel
+ * configs for the 'webgpu' backend: either a replacement for a stock kernel (same kernelName; the
+ * stock one is kept and put back by uninstallWebGpuKernels) or a kernel of the library's own
+ * (named in `LibraryKernel`, ../library-kernels.ts), which ops look up with `hasLibraryKernel` and
+ * replace by their composite of stock ops where it is missing.
  */
-
-const BACKEND = 'webgpu';
-
-/** A group of kernels that belong together (e.g. the dense-layer products). */
-export interface WebGpuKernelSet {
-  readonly name: string;
-  readonly kernels: () => readonly tf.KernelConfig[];
-}
 
 /** Every set the library ships; each module adds itself here. */
 const KERNEL_SETS: readonly WebGpuKernelSet[] = [
-  ADAM_KERNELS,
-  ELEMENTWISE_KERNELS,
+  adamKernels,
+  elementwiseKernels,
   denseMatMulKernels,
   transformerKernels,
 ];
@@ -49,18 +44,18 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  */
 export function installWebGpuKernels(): boolean {
   if (replaced !== null) return true;
-  if (tf.findBackendFactory(BACKEND) === null) return false;
+  if (tf.findBackendFactory(WEBGPU) === null) return false;
   const originals = new Map<string, tf.KernelConfig | undefined>();
   for (const set of KERNEL_SETS) {
     for (const config of set.kernels()) {
-      const current = tf.getKernel(config.kernelName, BACKEND);
+      const current = tf.getKernel(config.kernelName, WEBGPU);
       // Another copy of this library already installed its kernels: keep those.
       if (isOurs(current)) return true;
       const kernelFunc: MarkedKernelFunc = config.kernelFunc;
       kernelFunc[OURS] = true;
       originals.set(config.kernelName, current);
-      if (current !== undefined) tf.unregisterKernel(config.kernelName, BACKEND);
-      tf.registerKernel({ ...config, backendName: BACKEND, kernelFunc });
+      if (current !== undefined) tf.unregisterKernel(config.kernelName, WEBGPU);
+      tf.registerKernel({ ...config, backendName: WEBGPU, kernelFunc });
     }
   }
   replaced = originals;
@@ -71,8 +66,8 @@ export function installWebGpuKernels(): boolean {
 export function uninstallWebGpuKernels(): void {
   if (replaced === null) return;
   for (const [name, original] of replaced) {
-    if (!isOurs(tf.getKernel(name, BACKEND))) continue; // someone else's since: keep theirs
-    tf.unregisterKernel(name, BACKEND);
+    if (!isOurs(tf.getKernel(name, WEBGPU))) continue; // someone else's since: keep theirs
+    tf.unregisterKernel(name, WEBGPU);
     if (original !== undefined) tf.registerKernel(original);
   }
   replaced = null;

@@ -1,51 +1,13 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import type { GatedOperand } from '../library-kernels.js';
+import { type ProgramUniform, scalarUniforms, type WebGpuProgram } from './tfjs-webgpu.js';
 
 /*
- * WGSL programs for the dense-layer products, written against tfjs-backend-webgpu 4.22's program
- * interface (`WebGPUProgram`; the backend's `runWebGPUProgram` adds the bindings, the uniform
- * struct and the `_start` entry point around `getUserCode()`). The types are restated here, not
- * imported, so that the browser-safe core never loads the optional webgpu package.
+ * WGSL programs for the dense-layer products (tfjs's `runWebGPUProgram` adds the bindings, the
+ * uniform struct and the entry point around `getUserCode()`).
  */
-
-/** The fields of tfjs-backend-webgpu's `WebGPUProgram` these programs set. */
-export interface WebGpuProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[]; y?: number[]; z?: number[] };
-  dispatch: [number, number, number];
-  variableNames: string[];
-  variableComponents?: number[];
-  workgroupSize: [number, number, number];
-  uniforms?: string;
-  getUserCode: () => string;
-}
-
-/** One uniform value of `runWebGPUProgram`'s program-defined uniforms. */
-export interface ProgramUniform {
-  type: 'int32' | 'float32';
-  data: number[];
-}
-
-/** The parts of tfjs-backend-webgpu's `WebGPUBackend` the kernels use. */
-export interface WebGpuBackend {
-  runWebGPUProgram(
-    program: WebGpuProgram,
-    inputs: tf.TensorInfo[],
-    outputDtype: tf.DataType,
-    programDefinedUniform?: ProgramUniform[],
-  ): tf.TensorInfo;
-  disposeData(dataId: tf.DataId, force?: boolean): boolean;
-  readonly device: { readonly limits: { readonly maxComputeWorkgroupsPerDimension: number } };
-}
 
 /** Activations fused into the product's epilogue; the stock kernel runs every other one. */
 export type EpilogueActivation = 'linear' | 'relu';
-
-/**
- * Which operand is gated by a ReLU's output: read as 0 wherever the gate is not positive, the
- * backward pass of ReLU, applied while the tile is loaded instead of in a pass of its own.
- */
-export type GatedOperand = 'none' | 'a' | 'b';
 
 /** The shape of one product `[batch, M, K] · [batch, K, N]`, transposes as stored. */
 export interface MatMulShape {
@@ -93,7 +55,9 @@ export class TiledMatMulProgram implements WebGpuProgram {
   variableNames: string[];
   variableComponents: number[];
   workgroupSize: [number, number, number];
-  uniforms = 'dimM : i32, dimN : i32, dimK : i32, batchStrideA : i32, batchStrideB : i32,';
+  uniforms: string;
+  /** The values of {@link uniforms}, in order, for `runWebGPUProgram`. */
+  readonly uniformData: ProgramUniform[];
   private readonly vec4A: boolean;
   private readonly vec4B: boolean;
 
@@ -102,7 +66,14 @@ export class TiledMatMulProgram implements WebGpuProgram {
     private readonly epilogue: Epilogue,
   ) {
     const { tile } = shape;
-    const { batch, m, n, k, transposeA, transposeB } = shape;
+    const { batch, m, n, k, transposeA, transposeB, broadcastA, broadcastB } = shape;
+    ({ declaration: this.uniforms, values: this.uniformData } = scalarUniforms([
+      { name: 'dimM', type: 'i32', value: m },
+      { name: 'dimN', type: 'i32', value: n },
+      { name: 'dimK', type: 'i32', value: k },
+      { name: 'batchStrideA', type: 'i32', value: broadcastA ? 0 : m * k },
+      { name: 'batchStrideB', type: 'i32', value: broadcastB ? 0 : k * n },
+    ]));
     this.outputShape = [batch, m, n];
     this.workgroupSize = [tile / 4, tile / 4, 1];
     this.dispatch = [Math.ceil(n / tile), Math.ceil(m / tile), batch];
@@ -132,18 +103,6 @@ export class TiledMatMulProgram implements WebGpuProgram {
       epilogue.activation,
       epilogue.gated,
     ].join('_');
-  }
-
-  /** The uniforms that follow the declaration in {@link uniforms}, in order. */
-  uniformData(): ProgramUniform[] {
-    const { m, n, k, broadcastA, broadcastB } = this.shape;
-    return [
-      { type: 'int32', data: [m] },
-      { type: 'int32', data: [n] },
-      { type: 'int32', data: [k] },
-      { type: 'int32', data: [broadcastA ? 0 : m * k] },
-      { type: 'int32', data: [broadcastB ? 0 : k * n] },
-    ];
   }
 
   getUserCode(): string {
@@ -322,24 +281,23 @@ export class ColumnSumProgram implements WebGpuProgram {
   dispatch: [number, number, number];
   variableNames: string[];
   workgroupSize: [number, number, number] = [SUM_COLUMNS, SUM_PARTS, 1];
-  uniforms = 'dimM : i32, dimN : i32,';
+  uniforms: string;
+  /** The values of {@link uniforms}, in order, for `runWebGPUProgram`. */
+  readonly uniformData: ProgramUniform[];
 
   constructor(
-    private readonly rows: number,
-    private readonly columns: number,
+    rows: number,
+    columns: number,
     private readonly gated: boolean,
   ) {
+    ({ declaration: this.uniforms, values: this.uniformData } = scalarUniforms([
+      { name: 'dimM', type: 'i32', value: rows },
+      { name: 'dimN', type: 'i32', value: columns },
+    ]));
     this.outputShape = [columns];
     this.dispatch = [Math.ceil(columns / SUM_COLUMNS), 1, 1];
     this.variableNames = gated ? ['X', 'G'] : ['X'];
     this.shaderKey = `gradientRoutingColumnSum_${gated}`;
-  }
-
-  uniformData(): ProgramUniform[] {
-    return [
-      { type: 'int32', data: [this.rows] },
-      { type: 'int32', data: [this.columns] },
-    ];
   }
 
   getUserCode(): string {

@@ -1,13 +1,19 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { type GatedMatMulAttrs, type GatedOperand, LibraryKernel } from '../library-kernels.js';
 import {
   ColumnSumProgram,
   type EpilogueActivation,
-  type GatedOperand,
   type MatMulShape,
   TiledMatMulProgram,
   type TileSide,
-  type WebGpuBackend,
 } from './matmul-programs.js';
+import {
+  type KernelArgs,
+  WEBGPU,
+  type WebGpuBackend,
+  type WebGpuKernelSet,
+  webGpuBackendOf,
+} from './tfjs-webgpu.js';
 
 /*
  * The dense-layer products on WebGPU: tfjs's BatchMatMul and _FusedMatMul replaced by the
@@ -18,26 +24,6 @@ import {
  * does not cover (other dtypes and activations, outer dimensions that broadcast other than by 1)
  * go to the stock kernel, unchanged.
  */
-
-const BACKEND = 'webgpu';
-
-/** A dense layer `activation(a·b + bias)` forward (a the batch, b the kernel), with a gradient of its own (src/core/layers/dense.ts). */
-export const DENSE_KERNEL = 'GradientRoutingDense';
-/** A product whose one operand is read through ReLU's backward: `(a ⊙ [gate > 0])·b` or `a·(b ⊙ [gate > 0])`. */
-export const GATED_MATMUL_KERNEL = 'GradientRoutingGatedMatMul';
-/** Column sums of `x ⊙ [gate > 0]` (gate optional): a dense layer's bias gradient. */
-export const GATED_COLUMN_SUM_KERNEL = 'GradientRoutingGatedColumnSum';
-
-/** Attributes of {@link GATED_MATMUL_KERNEL}. */
-export interface GatedMatMulAttrs {
-  transposeA: boolean;
-  transposeB: boolean;
-  /** Which operand the gate (an input named `gate`, same shape as that operand) applies to. */
-  gated: GatedOperand;
-  [name: string]: tf.NamedAttrMap[string];
-}
-
-type KernelParams = Parameters<tf.KernelFunc>[0];
 
 /** The product's shape, or null when the tiled program does not cover it (the stock kernel does). */
 function planProduct(
@@ -96,7 +82,7 @@ function productShape(a: tf.TensorInfo, b: tf.TensorInfo, shape: MatMulShape): n
 
 /** Reshape through the backend's own kernel: it shares the data, no copy. */
 function reshape(backend: WebGpuBackend, x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
-  const kernel = tf.getKernel('Reshape', BACKEND)!;
+  const kernel = tf.getKernel('Reshape', WEBGPU)!;
   return kernel.kernelFunc({
     inputs: { x },
     backend: backend as unknown as tf.KernelBackend,
@@ -143,7 +129,7 @@ function runProduct(backend: WebGpuBackend, request: ProductRequest): tf.TensorI
     inputs.push(flatBias);
     temporaries.push(flatBias);
   }
-  const out = backend.runWebGPUProgram(program, inputs, 'float32', program.uniformData());
+  const out = backend.runWebGPUProgram(program, inputs, 'float32', program.uniformData);
   const shaped = reshape(backend, out, productShape(a, b, shape));
   for (const info of [...temporaries, out]) backend.disposeData(info.dataId);
   return shaped;
@@ -170,9 +156,9 @@ function productKernel(
 ): tf.KernelConfig {
   return {
     kernelName,
-    backendName: BACKEND,
-    kernelFunc: (params: KernelParams) => {
-      const backend = params.backend as unknown as WebGpuBackend;
+    backendName: WEBGPU,
+    kernelFunc: (params: KernelArgs) => {
+      const backend = webGpuBackendOf(params.backend);
       const { a, b, bias, preluActivationWeights } = params.inputs as Record<
         string,
         tf.TensorInfo | undefined
@@ -201,23 +187,24 @@ function productKernel(
   };
 }
 
-function delegate(stock: tf.KernelConfig | undefined, params: KernelParams): tf.TensorInfo {
+function delegate(stock: tf.KernelConfig | undefined, params: KernelArgs): tf.TensorInfo {
   if (stock === undefined)
     throw new Error('gradient-routing: no stock WebGPU matMul kernel to fall back on.');
   return stock.kernelFunc(params) as tf.TensorInfo;
 }
 
 /**
- * The library's own products: {@link DENSE_KERNEL} (a dense layer's forward: bias and activation,
- * no transposes) and {@link GATED_MATMUL_KERNEL} (its backward products: transposes and a gate).
+ * The library's own products: {@link LibraryKernel.dense} (a dense layer's forward: bias and
+ * activation, no transposes) and {@link LibraryKernel.gatedMatMul} (its backward products:
+ * transposes and a gate).
  * Both take inputs `a`, `b` and optionally `bias` and `gate`.
  */
 function libraryProductKernel(kernelName: string): tf.KernelConfig {
   return {
     kernelName,
-    backendName: BACKEND,
-    kernelFunc: (params: KernelParams) => {
-      const backend = params.backend as unknown as WebGpuBackend;
+    backendName: WEBGPU,
+    kernelFunc: (params: KernelArgs) => {
+      const backend = webGpuBackendOf(params.backend);
       const { a, b, bias, gate } = params.inputs as Record<string, tf.TensorInfo | undefined>;
       const attrs = params.attrs as Partial<GatedMatMulAttrs> & { activation?: EpilogueActivation };
       const {
@@ -247,31 +234,31 @@ function libraryProductKernel(kernelName: string): tf.KernelConfig {
 }
 
 const gatedColumnSumKernel: tf.KernelConfig = {
-  kernelName: GATED_COLUMN_SUM_KERNEL,
-  backendName: BACKEND,
-  kernelFunc: (params: KernelParams) => {
-    const backend = params.backend as unknown as WebGpuBackend;
+  kernelName: LibraryKernel.gatedColumnSum,
+  backendName: WEBGPU,
+  kernelFunc: (params: KernelArgs) => {
+    const backend = webGpuBackendOf(params.backend);
     const { x, gate } = params.inputs as Record<string, tf.TensorInfo | undefined>;
     if (x!.shape.length !== 2 || x!.dtype !== 'float32') {
       throw new Error(
-        `gradient-routing: ${GATED_COLUMN_SUM_KERNEL} takes a float32 matrix, got shape [${x!.shape}].`,
+        `gradient-routing: ${LibraryKernel.gatedColumnSum} takes a float32 matrix, got shape [${x!.shape}].`,
       );
     }
     const [rows, columns] = x!.shape as [number, number];
     const program = new ColumnSumProgram(rows, columns, gate !== undefined);
     const inputs = gate === undefined ? [x!] : [x!, gate];
-    return backend.runWebGPUProgram(program, inputs, 'float32', program.uniformData());
+    return backend.runWebGPUProgram(program, inputs, 'float32', program.uniformData);
   },
 };
 
 /** The kernel set of install.ts: the stock kernels are looked up when it installs them. */
-export const denseMatMulKernels = {
+export const denseMatMulKernels: WebGpuKernelSet = {
   name: 'dense-matmul',
   kernels: (): readonly tf.KernelConfig[] => [
-    productKernel('BatchMatMul', tf.getKernel('BatchMatMul', BACKEND)),
-    productKernel('_FusedMatMul', tf.getKernel('_FusedMatMul', BACKEND)),
-    libraryProductKernel(DENSE_KERNEL),
-    libraryProductKernel(GATED_MATMUL_KERNEL),
+    productKernel('BatchMatMul', tf.getKernel('BatchMatMul', WEBGPU)),
+    productKernel('_FusedMatMul', tf.getKernel('_FusedMatMul', WEBGPU)),
+    libraryProductKernel(LibraryKernel.dense),
+    libraryProductKernel(LibraryKernel.gatedMatMul),
     gatedColumnSumKernel,
   ],
 };

@@ -1,14 +1,25 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebGpuKernelSet } from './install.js';
+import { LibraryKernel } from '../library-kernels.js';
+import {
+  FLAT_WORKGROUP_SIZE,
+  flatLaunch,
+  type KernelArgs,
+  type ScalarUniform,
+  scalarUniforms,
+  WEBGPU,
+  type WebGpuKernelSet,
+  webGpuBackendOf,
+} from './tfjs-webgpu.js';
 
 /*
  * Fused WebGPU kernels for the pieces of a transformer that tfjs runs as many small programs:
  * layer norm, GELU, causal multi-head attention, token + position embedding and per-token
  * cross-entropy. Each forward and each backward is one to four WGSL programs where tfjs's stock
  * ops take tens, and on a GPU a training step is bound by the CPU work of each program. The ops
- * that use them (`src/core/models/transformer-ops.ts`) look these kernels up by
- * name and run their composite of stock ops wherever they are missing, so every other backend
- * computes exactly what it did before.
+ * that use them (`src/core/models/transformer-ops.ts`) look these kernels up by their names in
+ * `LibraryKernel` (src/core/backend/library-kernels.ts, which also gives their inputs) and run
+ * their composite of stock ops wherever they are missing, so every other backend computes
+ * exactly what it did before.
  *
  * The programs are plain objects of the shape tfjs-backend-webgpu compiles (it adds the buffer
  * bindings and a uniform block holding every input's shape and our own fields), so nothing here
@@ -16,72 +27,8 @@ import type { WebGpuKernelSet } from './install.js';
  * never uploaded scalar tensors. Reductions run one 64-thread workgroup per row or column.
  */
 
-/**
- * The kernels' names, each `…Grad` the gradient of the kernel before it (inputs by name):
- * - `layerNorm`: `x [R, D]`, `gain [D]`, `shift [D]`, attr `epsilon` → `[R, D]`; its gradient
- *   takes `x`, `gain`, `dy` and gives `[dx, dGain, dShift]`.
- * - `gelu`: GPT-2's tanh GELU of `x`, elementwise; its gradient takes `x`, `dy`.
- * - `causalAttention`: `qkv [B, T, 3D]` (queries, keys and values side by side, each split into
- *   attr `numHeads` heads) → the heads' causal softmax attention merged back, `[B, T, D]`;
- *   its gradient takes `qkv`, `dy` and gives `dQkv`.
- * - `embed`: `table [V, D]`, `positions [C, D]`, `ids int32 [B, T]` (T <= C) →
- *   `table[ids[b, t]] + positions[t]`; an id outside `[0, V)` embeds as zeros, as WebGPU's
- *   gather does. Its gradient takes `ids`, `dy`, attrs `vocabSize`, `contextLength` and gives
- *   `[dTable, dPositions]` in the full shapes.
- * - `tokenLosses`: `logits [R, V]`, `labels int32 [R]` → `logSumExp(logits[r]) − logits[r,
- *   labels[r]]`, `[R]`; a label outside `[0, V)` picks nothing, as a one-hot row of zeros does.
- *   Its gradient takes `logits`, `labels`, `dy [R]`.
- * - `tokenCrossEntropy`: `logits`, `labels`, `weights [R]` → `Σ w·loss / max(Σ w, 1)`, `[1]`;
- *   its gradient (for the logits) takes `logits`, `labels`, `weights`, `dy [1]`.
- */
-export const TransformerKernel = {
-  layerNorm: 'GradientRoutingLayerNorm',
-  layerNormGrad: 'GradientRoutingLayerNormGrad',
-  gelu: 'GradientRoutingGelu',
-  geluGrad: 'GradientRoutingGeluGrad',
-  causalAttention: 'GradientRoutingCausalAttention',
-  causalAttentionGrad: 'GradientRoutingCausalAttentionGrad',
-  embed: 'GradientRoutingEmbed',
-  embedGrad: 'GradientRoutingEmbedGrad',
-  tokenLosses: 'GradientRoutingTokenLosses',
-  tokenLossesGrad: 'GradientRoutingTokenLossesGrad',
-  tokenCrossEntropy: 'GradientRoutingTokenCrossEntropy',
-  tokenCrossEntropyGrad: 'GradientRoutingTokenCrossEntropyGrad',
-} as const;
-
-/** A uniform value of a program, in the order of its `uniforms` declaration. */
-interface ProgramUniform {
-  readonly type: 'int32' | 'float32';
-  readonly data: number[];
-}
-
-/** What tfjs-backend-webgpu 4.22 compiles and dispatches (its `WebGPUProgram`). */
-interface WebGpuProgram {
-  variableNames: string[];
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
-  uniforms?: string;
-  getUserCode(): string;
-}
-
-/** The parts of tfjs-backend-webgpu's `WebGPUBackend` these kernels use. */
-interface WebGpuBackend {
-  runWebGPUProgram(
-    program: WebGpuProgram,
-    inputs: tf.TensorInfo[],
-    outputDtype: tf.DataType,
-    uniforms?: ProgramUniform[],
-  ): tf.TensorInfo;
-  disposeData(dataId: tf.DataId): boolean;
-}
-
-type KernelArgs = Parameters<tf.KernelFunc>[0];
-
 /** Threads of every workgroup; the reductions below assume exactly this many. */
-const WORKGROUP = 64;
+const WORKGROUP = FLAT_WORKGROUP_SIZE;
 
 /** One program: WGSL, its inputs by binding name, output and launch size. */
 interface ProgramSpec {
@@ -104,37 +51,31 @@ interface ProgramSpec {
 }
 
 function run(backend: KernelArgs['backend'], spec: ProgramSpec): tf.TensorInfo {
-  const fields = [
-    ...Object.entries(spec.ints).map(([name, value]) => [name, 'i32', value] as const),
-    ...Object.entries(spec.floats ?? {}).map(([name, value]) => [name, 'f32', value] as const),
-  ];
+  const scalars = (values: Readonly<Record<string, number>>, type: ScalarUniform['type']) =>
+    Object.entries(values).map(([name, value]): ScalarUniform => ({ name, type, value }));
+  const uniforms = scalarUniforms([
+    ...scalars(spec.ints, 'i32'),
+    ...scalars(spec.floats ?? {}, 'f32'),
+  ]);
   // tfjs writes the final shader key and dispatch into the program: a fresh object every time.
-  const program: WebGpuProgram = {
+  const program = {
     variableNames: Object.keys(spec.inputs),
     outputShape: spec.outputShape,
     shaderKey: spec.key,
-    dispatchLayout: { x: spec.outputShape.map((_, axis) => axis) },
-    dispatch: [Math.max(1, spec.workgroups), 1, 1],
-    workgroupSize: [WORKGROUP, 1, 1],
-    uniforms: fields.map(([name, type]) => `${name} : ${type},`).join(' '),
+    ...flatLaunch(spec.outputShape, spec.workgroups),
+    uniforms: uniforms.declaration,
     getUserCode: () => spec.code,
   };
-  const uniforms = fields.map(
-    ([, type, value]): ProgramUniform => ({
-      type: type === 'i32' ? 'int32' : 'float32',
-      data: [value],
-    }),
-  );
-  return (backend as unknown as WebGpuBackend).runWebGPUProgram(
+  return webGpuBackendOf(backend).runWebGPUProgram(
     program,
     Object.values(spec.inputs) as tf.TensorInfo[],
     spec.outputDtype ?? 'float32',
-    uniforms,
+    uniforms.values,
   );
 }
 
 function dispose(backend: KernelArgs['backend'], info: tf.TensorInfo): void {
-  (backend as unknown as WebGpuBackend).disposeData(info.dataId);
+  webGpuBackendOf(backend).disposeData(info.dataId);
 }
 
 /**
@@ -766,18 +707,18 @@ const FUSED_OPS = [
   ['tokenCrossEntropy', tokenCrossEntropyForward, tokenCrossEntropyBackward],
 ] as const;
 
-/** The transformer's fused kernels (see {@link TransformerKernel}). */
+/** The transformer's fused kernels (see {@link LibraryKernel}). */
 export const transformerKernels: WebGpuKernelSet = {
   name: 'transformer',
   kernels: () =>
     FUSED_OPS.flatMap(([op, forward, backward]) =>
       [
-        [TransformerKernel[op], forward],
-        [TransformerKernel[`${op}Grad`], backward],
+        [LibraryKernel[op], forward],
+        [LibraryKernel[`${op}Grad`], backward],
       ].map(
         ([kernelName, kernelFunc]): tf.KernelConfig => ({
           kernelName: kernelName as string,
-          backendName: 'webgpu',
+          backendName: WEBGPU,
           kernelFunc: kernelFunc as tf.KernelFunc,
         }),
       ),
