@@ -6,7 +6,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 // The public entry, as users import it (it also registers every op's gradient).
-import { meanAbsoluteError, routeGradients, stopGradient, torchAdam } from 'gradient-routing';
+import {
+  dense as denseLayer,
+  meanAbsoluteError,
+  routeGradients,
+  stopGradient,
+  torchAdam,
+} from 'gradient-routing';
 
 /** One dense layer: `y = x·W + b`, ReLU unless it is the last layer of its stack. */
 interface Dense {
@@ -54,12 +60,18 @@ function stack(widths: readonly number[], lastBias: boolean): Dense[] {
 }
 
 /** How a dense layer is computed; the bench compares them. */
-export type DenseStyle = 'plain' | 'fused';
+export type DenseStyle = 'plain' | 'fused' | 'library';
 
 function forward(layers: Dense[], x: tf.Tensor2D, style: DenseStyle): tf.Tensor2D {
   let h = x;
   for (const layer of layers) {
     const w = layer.w as tf.Tensor2D;
+    if (style === 'library') {
+      // The library's dense op: bias and ReLU fused even under a gradient tape (on WebGPU).
+      const bias = layer.b as tf.Tensor1D | null;
+      h = denseLayer(h, w, bias, layer.relu ? 'relu' : 'linear');
+      continue;
+    }
     if (style === 'fused') {
       // Inside a gradient tape tfjs only fuses a linear activation, so ReLU stays separate.
       h = tf.fused.matMul({ a: h, b: w, bias: layer.b ?? undefined }) as tf.Tensor2D;

@@ -42,7 +42,9 @@ const HELP = `Usage: npm run bench -- [options]
                       batches > 512 (each step takes minutes)
   --quick             batch 256, 2 steps, 1 stock step, no cpu unless --backends names it
   --threads LIST      wasm thread counts, one row each (default: 1 and every core, e.g. 1,2)
-  --dense STYLE       plain (matMul + add + relu, default) or fused (tf.fused.matMul + relu)
+  --dense STYLE       library (the library's dense op, as its models use it: one fused kernel
+                      forward on WebGPU; default), plain (matMul + add + relu) or fused
+                      (tf.fused.matMul + relu)
   --profile           after timing, where one routed step spends its time, per kernel
                       (on webgpu, GPU times need timestamp queries; the bench says when the
                       adapter has none)
@@ -97,7 +99,7 @@ const { values: args } = parseArgs({
     'stock-steps': { type: 'string' },
     full: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
-    dense: { type: 'string', default: 'plain' },
+    dense: { type: 'string', default: 'library' },
     threads: { type: 'string' },
     profile: { type: 'boolean', default: false },
     'submit-batch': { type: 'string' },
@@ -131,8 +133,10 @@ for (const name of requestedBackends ?? []) {
     );
   }
 }
-if (args.dense !== 'plain' && args.dense !== 'fused') {
-  throw new Error(`gradient-routing bench: --dense is plain or fused, got '${args.dense}'.`);
+if (args.dense !== 'plain' && args.dense !== 'fused' && args.dense !== 'library') {
+  throw new Error(
+    `gradient-routing bench: --dense is plain, fused or library, got '${args.dense}'.`,
+  );
 }
 const dense = args.dense as DenseStyle;
 const batches = integers('batches', args.batches) ?? (args.quick ? [256] : [256, 2048]);

@@ -68,6 +68,8 @@ export {
 export { ChunkedRows, type ChunkedRowsOptions, type Rows } from './core/data/rows.js';
 /** @group Errors */
 export { GradientRoutingError, type GradientRoutingErrorCode } from './core/errors.js';
+/** @group Layers */
+export { type DenseActivation, dense } from './core/layers/dense.js';
 /** @group Layers and models */
 export {
   RouteGradients,
