@@ -1,4 +1,4 @@
-import type { EraResult, EraRun, EraSummary } from '../era.js';
+import type { EraResult, EraRun, EraSummary } from '../era/index.js';
 import { groupedBarChartSpec, lineChartSpec, type VegaLiteSpec } from './charts.js';
 
 /** `era 50 %`, `control`, `filter 100 %`: how a run is named in tables and charts. */
