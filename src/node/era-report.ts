@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { type EraResult, type EraSummary, formatEraTable } from '../experiments/era.js';
+import { type EraResult, type EraSummary, formatEraTable } from '../experiments/era/index.js';
 import { eraAttackChartSpec, eraLossChartSpec } from '../experiments/reports/era.js';
 import { writeChartPng, writeFileAtomic, writeJson } from './render.js';
 

@@ -11,6 +11,8 @@ export {
   type EraConfig,
   type EraDataStats,
   type EraDocument,
+  type EraForgetTokens,
+  type EraL1Reduction,
   type EraLosses,
   type EraMethod,
   type EraPresetName,
@@ -22,5 +24,17 @@ export {
   validateEraConfig,
 } from './config.js';
 export { documentLoss } from './data.js';
+export {
+  checkpointSteps,
+  type EraCheckpoint,
+  type EraLayerActivation,
+  type EraLayerGradient,
+  type EraLocalisation,
+  type EraRoutingCoverage,
+  type EraUnitActivity,
+  expansionActivations,
+  forgetGradientProbe,
+  ROUTED_WEIGHT,
+} from './localisation.js';
 export { eraRunPlan, eraTotalSteps, runEraExperiment } from './runner.js';
 export { type EraSummary, formatEraTable, summarizeEra } from './summary.js';

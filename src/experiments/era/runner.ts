@@ -11,7 +11,7 @@ import {
   EXPANDED_REGION,
   expandTransformerMlps,
 } from '../../core/models/expand.js';
-import { createTransformer } from '../../core/models/transformer.js';
+import { createTransformer, type TinyTransformer } from '../../core/models/transformer.js';
 import { warmupCosine } from '../../core/optim/adamw.js';
 import { retrainingAttack } from './attack.js';
 import {
@@ -25,6 +25,14 @@ import {
   validateEraConfig,
 } from './config.js';
 import { documentLoss, prepareEraData } from './data.js';
+import {
+  checkpointSteps,
+  type EraCheckpoint,
+  type EraLocalisation,
+  expansionActivations,
+  forgetGradientProbe,
+  routedTokenCount,
+} from './localisation.js';
 import { coherenceFineTune, type TrainOptions, train } from './training.js';
 
 /** The (method, fraction) pairs a config runs, in order; `control` runs once (it uses no labels). */
@@ -38,16 +46,43 @@ export function eraRunPlan(config: EraConfig): Array<{ method: EraMethod; labelF
   return plan;
 }
 
-/** Total optimisation steps of a config (for progress and ETA). */
+/**
+ * Total units of work of a config (for progress and ETA): optimisation steps (training,
+ * coherence, attack), checkpoint evaluations during training (ERA, control) and one final
+ * evaluation per run.
+ */
 export function eraTotalSteps(config: EraConfig): number {
+  const checkpoints = checkpointSteps(config.steps).length - 1;
   return eraRunPlan(config).reduce(
     (sum, run) =>
       sum +
       config.steps +
-      (run.method === 'filter' ? 0 : config.coherence.steps) +
+      (run.method === 'filter' ? 0 : config.coherence.steps + checkpoints) +
+      1 +
       config.attack.seeds * config.attack.steps,
     0,
   );
+}
+
+/** A checkpoint: held-out losses of `model`, whole and with its expansion deleted. */
+async function checkpoint(
+  model: TinyTransformer,
+  step: number,
+  forgetDocs: readonly Int32Array[],
+  retainDocs: readonly Int32Array[],
+): Promise<EraCheckpoint> {
+  const contracted = contractTransformerMlps(model);
+  try {
+    return {
+      step,
+      forget: await documentLoss(model, forgetDocs),
+      retain: await documentLoss(model, retainDocs),
+      forgetAblated: await documentLoss(contracted, forgetDocs),
+      retainAblated: await documentLoss(contracted, retainDocs),
+    };
+  } finally {
+    contracted.dispose();
+  }
 }
 
 /**
@@ -78,6 +113,7 @@ export async function runEraExperiment(
   const details: EraRunDetails[] = [];
   const base = { ...config.model, vocabSize: data.tokenizer.size, seed: config.seed };
   const allTrain = data.train.map((_, i) => i);
+  const forgetSet = new Set(data.forgetOrder);
   for (const { method, labelFraction } of eraRunPlan(config)) {
     const phase = `${method}${method === 'control' ? '' : ` ${labelFraction}`}`;
     const labelledCount =
@@ -93,6 +129,9 @@ export async function runEraExperiment(
             layers: config.expandLayers,
             units: config.expandUnits,
             seed: config.seed + 101,
+            // The new rows start like the originals: W_in at 0.02, W_out at 0.02/sqrt(2L).
+            std: 0.02,
+            outStd: 0.02 / Math.sqrt(2 * config.model.numLayers),
           });
     if (model !== initial) initial.dispose();
     let routing: TrainOptions['routing'] = null;
@@ -107,15 +146,24 @@ export async function runEraExperiment(
       );
       // Forget tokens are pulled toward row 0 (all ones) by the frequency rule's weight.
       rule = tokenRule(table, { toward: 0, description: 'ERA forget tokens' });
-      const frequency = tokenFrequencyWeights(
-        [...labelled].map((i) => data.train[i]!.subarray(1)),
-        allTrain.filter((i) => !labelled.has(i)).map((i) => data.train[i]!.subarray(1)),
-        data.tokenizer.size,
-      );
+      // The paper counts every forget training document, labelled or not, against the retain
+      // ones: the rule measures how specific a token is to the concept, not to the labels.
+      const frequency =
+        config.forgetTokens === 'all'
+          ? null
+          : tokenFrequencyWeights(
+              data.forgetOrder.map((i) => data.train[i]!.subarray(1)),
+              allTrain.filter((i) => !forgetSet.has(i)).map((i) => data.train[i]!.subarray(1)),
+              data.tokenizer.size,
+            );
       routing = { rule, labelled, frequency };
     }
+    const checkpoints: EraCheckpoint[] = [];
+    const checkForget = data.evalForget.slice(0, config.checkpointDocuments);
+    const checkRetain = data.evalRetain.slice(0, config.checkpointDocuments);
+    const expanded = method !== 'filter';
     try {
-      const trainLosses = await train(model, data.train, pool, {
+      const training = await train(model, data.train, pool, {
         steps: config.steps,
         batchSize: config.batchSize,
         learningRate: (step) =>
@@ -131,8 +179,20 @@ export async function runEraExperiment(
         routing,
         l1Layers: method === 'filter' ? [] : config.expandLayers,
         l1Coefficient: config.l1Coefficient,
+        l1Reduction: config.l1Reduction,
         onStep: (_, loss) => tick(`train ${phase}`, loss),
+        // The last checkpoint is the trained model, taken below.
+        ...(expanded && {
+          checkpoints: {
+            steps: checkpointSteps(config.steps).slice(0, -1),
+            evaluate: async (step: number) => {
+              checkpoints.push(await checkpoint(model, step, checkForget, checkRetain));
+              tick(`checkpoint ${phase}`);
+            },
+          },
+        }),
       });
+      const trainLosses = training.losses;
       const before = {
         retain: await documentLoss(model, data.evalRetain),
         forget: await documentLoss(model, data.evalForget),
@@ -140,11 +200,38 @@ export async function runEraExperiment(
       let final = model;
       let contracted: EraRunDetails['contracted'] = null;
       let coherenceStepsKept = 0;
-      if (method !== 'filter') {
+      let localisation: EraLocalisation | null = null;
+      if (expanded) {
         final = contractTransformerMlps(model);
         contracted = {
           retain: await documentLoss(final, data.evalRetain),
           forget: await documentLoss(final, data.evalForget),
+        };
+        checkpoints.push(await checkpoint(model, config.steps, checkForget, checkRetain));
+        const forgetTrain = data.forgetOrder.map((i) => data.train[i]!);
+        const routedDocs = routing === null ? [] : [...routing.labelled].map((i) => data.train[i]!);
+        const length = config.model.contextLength;
+        localisation = {
+          routing: {
+            routedShare:
+              routedTokenCount(routedDocs, length, routing?.frequency ?? null).routed /
+              Math.max(1, routedTokenCount(forgetTrain, length, null).tokens),
+            routedTokensSeen: training.routedTokensSeen,
+          },
+          activations: await expansionActivations(
+            model,
+            config.expandLayers,
+            data.evalForget,
+            data.evalRetain,
+          ),
+          gradients: await forgetGradientProbe(
+            model,
+            config.expandLayers,
+            data.evalForget.slice(0, config.batchSize),
+            rule,
+            routing?.frequency ?? null,
+          ),
+          checkpoints,
         };
         coherenceStepsKept = await coherenceFineTune(
           final,
@@ -163,6 +250,7 @@ export async function runEraExperiment(
                 retain: await documentLoss(final, data.evalRetain),
                 forget: await documentLoss(final, data.evalForget),
               };
+        tick(`evaluate ${phase}`);
         const attack = await retrainingAttack(final, data, config, () => tick(`attack ${phase}`));
         const minima = attack.curves.map((c) => Math.min(...c));
         const worst = minima.indexOf(Math.min(...minima));
@@ -176,6 +264,7 @@ export async function runEraExperiment(
             attacked: Number.isNaN(attackedRetain) ? after.retain : attackedRetain,
           },
           forget: { before: before.forget, after: after.forget, attacked: Math.min(...minima) },
+          localisation,
         });
         details.push({
           method,
