@@ -3,11 +3,12 @@
 //   npm run era:study -- mechanism                 ERA vs control, every token of every forget
 //                                                  gloss routed fully, 100 % labels
 //   npm run era:study -- scale --steps 150,600,1200 ERA vs control at increasing training length
+//   npm run era:study -- report DIR [DIR...] --out F  one table and figure from the points' study.json
 //
 // Each point is one `runEraExperiment` (control and ERA at 100 % labels) with its full report
 // (summary.json, table.md, figures) in its own folder under --out; the study's table and figure
 // go in --out itself.
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { setMaskValidation } from 'gradient-routing';
@@ -17,6 +18,7 @@ import {
   type EraSummary,
   eraPresets,
   formatEraTable,
+  lineChartSpec,
   runEraExperiment,
   summarizeEra,
 } from 'gradient-routing/experiments';
@@ -24,6 +26,7 @@ import {
   type BackendChoice,
   loadWordNetGlosses,
   selectNodeBackend,
+  writeChartPng,
   writeEraReport,
 } from 'gradient-routing/node';
 
@@ -33,6 +36,8 @@ const HELP = `Usage: npm run era:study -- mechanism|scale [options]
                             fully (no frequency rule), 100 % labels
   scale                     ERA vs control (100 % labels, the paper's frequency rule) at each
                             number of training steps in --steps
+  report DIR [DIR...]       the table (stdout, --out DIR/study.md) and figure (--out
+                            DIR/study.png) of every point in the DIRs' study.json files
   --preset NAME             base configuration (default quick)
   --steps N[,N...]          training steps (mechanism: one value, default 300;
                             scale: the points, default 150,600,1200)
@@ -68,7 +73,9 @@ function options() {
     process.exit(0);
   }
   const mode = positionals[0];
-  if (mode !== 'mechanism' && mode !== 'scale') fail(`give a study: mechanism or scale`);
+  if (mode !== 'mechanism' && mode !== 'scale' && mode !== 'report') {
+    fail('give a study: mechanism, scale or report');
+  }
   if (!(values.preset in eraPresets)) fail(`unknown preset '${values.preset}'`);
   const base: EraConfig = eraPresets[values.preset as EraPresetName];
   const steps = (values.steps ?? (mode === 'mechanism' ? '300' : '150,600,1200'))
@@ -96,6 +103,7 @@ function options() {
   };
   return {
     mode,
+    reportDirs: positionals.slice(1),
     preset: values.preset as EraPresetName,
     steps,
     config,
@@ -115,8 +123,71 @@ interface StudyPoint {
   readonly contraction: Record<string, { forget: number; retain: number }>;
 }
 
+/** ERA's contraction effect beyond the control's, per point: the study's table and figure. */
+async function report(dirs: readonly string[], out: string) {
+  const points: Array<StudyPoint & { concept: string }> = [];
+  for (const dir of dirs) {
+    const read = JSON.parse(await readFile(path.join(dir, 'study.json'), 'utf8')) as StudyPoint[];
+    for (const p of read) points.push({ ...p, concept: p.summary.config.forget.join(', ') });
+  }
+  points.sort((a, b) => a.concept.localeCompare(b.concept) || a.trainingTokens - b.trainingTokens);
+  const rows = points.map((p) => {
+    const era = p.contraction.era!;
+    const control = p.contraction.control!;
+    const extra = era.forget - control.forget;
+    const cost = era.retain - control.retain;
+    const shown = extra >= 0.05 && cost <= extra / 2;
+    const localisation = p.summary.runs.find((r) => r.method === 'era')?.localisation;
+    const ratio = localisation?.activations.map((a) => a.ratio.toFixed(2)).join(' / ') ?? 'n/a';
+    return `| ${p.concept} | ${p.steps} | ${(p.trainingTokens / 1e6).toFixed(2)} M | ${signed(era.forget)} / ${signed(era.retain)} | ${signed(control.forget)} / ${signed(control.retain)} | ${signed(extra)} | ${signed(cost)} | ${ratio} | ${localisation?.routing.routedShare.toFixed(3) ?? 'n/a'} | ${shown ? 'yes' : 'no'} | ${p.seconds.toFixed(0)} s | \`${p.command}\` |`;
+  });
+  const table = [
+    '| concept | steps | training tokens | ERA Δ forget / Δ retain | control Δ forget / Δ retain | ERA − control, forget | ERA − control, retain | ERA ratio per layer | routed share | ≥ 0.05 at ≤ half the retain cost | wall time | command |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|',
+    ...rows,
+  ].join('\n');
+  console.log(table);
+  await mkdir(out, { recursive: true });
+  await writeFile(path.join(out, 'study.md'), `${table}\n`);
+  const curves = [...new Set(points.map((p) => p.concept))].flatMap((concept) => {
+    const mine = points.filter((p) => p.concept === concept);
+    const steps = mine.map((p) => p.trainingTokens / 1e6);
+    return [
+      {
+        name: `${concept}: ERA − control, forget`,
+        steps,
+        values: mine.map((p) => p.contraction.era!.forget - p.contraction.control!.forget),
+      },
+      {
+        name: `${concept}: ERA − control, retain`,
+        steps,
+        values: mine.map((p) => p.contraction.era!.retain - p.contraction.control!.retain),
+      },
+    ];
+  });
+  await writeChartPng(
+    path.join(out, 'study.png'),
+    lineChartSpec({
+      title: 'ERA: loss change at contraction beyond the control’s, by training length',
+      stepTitle: 'training tokens (millions)',
+      valueTitle: 'Δ loss, ERA − control (nats/token)',
+      seriesTitle: 'concept, loss',
+      points: true,
+      curves,
+    }),
+    { scale: 2 },
+  );
+}
+
+const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
+
 async function main() {
   const o = options();
+  if (o.mode === 'report') {
+    if (o.reportDirs.length === 0) fail('report needs the folders of the points');
+    await report(o.reportDirs, o.out);
+    return;
+  }
   const documents = await loadWordNetGlosses();
   const backend = await selectNodeBackend({ backend: o.backend });
   setMaskValidation(backend !== 'webgpu');

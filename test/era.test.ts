@@ -11,6 +11,7 @@ import {
   type EraProgress,
   eraPresets,
   eraTotalSteps,
+  formatEraLocalisationTable,
   formatEraTable,
   runEraExperiment,
   summarizeEra,
@@ -95,6 +96,10 @@ describe('ERA experiment', () => {
     const table = formatEraTable(summary);
     expect(table.split('\n')).toHaveLength(2 + 5);
     expect(table).toContain('| era | 50 % |');
+    // One localisation row per expanded run and layer (control, ERA 50 %, ERA 100 %; layer 0).
+    const localisation = formatEraLocalisationTable(summary).split('\n');
+    expect(localisation).toHaveLength(2 + 3);
+    expect(localisation[2]).toMatch(/^\| control \| – \| 0\.000 \| 0 \| 0 \| /);
 
     const out = path.join(scratch, 'report');
     const files = await writeEraReport(out, summary, result);
@@ -102,8 +107,16 @@ describe('ERA experiment', () => {
       JSON.parse(JSON.stringify(summary)),
     );
     expect(readdirSync(out).sort()).toEqual(
-      ['attack.png', 'details.json', 'losses.png', 'summary.json', 'table.md'].sort(),
+      [
+        'attack.png',
+        'details.json',
+        'localisation.png',
+        'losses.png',
+        'summary.json',
+        'table.md',
+      ].sort(),
     );
+    expect(readFileSync(files.table, 'utf8')).toContain(localisation.join('\n'));
   });
 
   it('is deterministic for a seed', async () => {

@@ -22,7 +22,12 @@ export {
   lineChartSpec,
   type VegaLiteSpec,
 } from './reports/charts.js';
-export { eraAttackChartSpec, eraLossChartSpec, eraRunName } from './reports/era.js';
+export {
+  eraAttackChartSpec,
+  eraCheckpointChartSpec,
+  eraLossChartSpec,
+  eraRunName,
+} from './reports/era.js';
 export {
   type GridRow,
   type ImageGridOptions,

@@ -37,4 +37,9 @@ export {
   ROUTED_WEIGHT,
 } from './localisation.js';
 export { eraRunPlan, eraTotalSteps, runEraExperiment } from './runner.js';
-export { type EraSummary, formatEraTable, summarizeEra } from './summary.js';
+export {
+  type EraSummary,
+  formatEraLocalisationTable,
+  formatEraTable,
+  summarizeEra,
+} from './summary.js';

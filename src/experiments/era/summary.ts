@@ -41,3 +41,26 @@ export function formatEraTable(summary: EraSummary): string {
   });
   return [header, rule, ...rows].join('\n');
 }
+
+/**
+ * The localisation figures of the summary's expanded runs as a Markdown table, one row per run
+ * and expanded layer: the routed share of forget tokens and how many routed tokens training saw,
+ * the localisation ratios (activation and output), the routed gradient's component along the
+ * unrouted one (original units, expansion), and the ablation effect at the trained model.
+ */
+export function formatEraLocalisationTable(summary: EraSummary): string {
+  const header =
+    '| method | labels | routed share | routed tokens seen | layer | ratio (activation) | ratio (output) | gradient along plain: original | expansion | ablation Δ forget | ablation Δ retain |';
+  const rule = '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
+  const rows = summary.runs.flatMap((r) => {
+    const l = r.localisation;
+    if (l === null) return [];
+    const labels = r.method === 'control' ? '–' : `${Math.round(r.labelFraction * 100)} %`;
+    const last = l.checkpoints.at(-1);
+    return l.activations.map((a, i) => {
+      const g = l.gradients[i];
+      return `| ${r.method} | ${labels} | ${f3(l.routing.routedShare)} | ${l.routing.routedTokensSeen} | ${a.layer} | ${f3(a.ratio)} | ${f3(a.outputRatio)} | ${f3(g?.originalAlongPlain ?? Number.NaN)} | ${f3(g?.expandedAlongPlain ?? Number.NaN)} | ${last === undefined ? 'n/a' : signed(last.forgetAblated - last.forget)} | ${last === undefined ? 'n/a' : signed(last.retainAblated - last.retain)} |`;
+    });
+  });
+  return [header, rule, ...rows].join('\n');
+}
