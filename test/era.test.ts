@@ -75,7 +75,25 @@ describe('ERA experiment', () => {
       ['filter', 1],
     ]);
     for (const r of summary.runs) {
-      expect(Object.keys(r)).toEqual(['method', 'labelFraction', 'retain', 'forget']);
+      expect(Object.keys(r)).toEqual([
+        'method',
+        'labelFraction',
+        'retain',
+        'forget',
+        'localisation',
+      ]);
+      // Localisation figures for the expanded runs (ERA, control), none for filtering.
+      expect(r.localisation === null).toBe(r.method === 'filter');
+      if (r.localisation !== null) {
+        expect(Object.keys(r.localisation)).toEqual([
+          'routing',
+          'activations',
+          'gradients',
+          'checkpoints',
+        ]);
+        expect(r.localisation.activations.map((a) => a.layer)).toEqual(tiny.expandLayers);
+        expect(r.localisation.checkpoints.at(-1)!.step).toBe(tiny.steps);
+      }
       for (const side of [r.retain, r.forget]) {
         expect(Object.keys(side)).toEqual(['before', 'after', 'attacked']);
         for (const v of Object.values(side)) expect(v).toBeGreaterThan(0);
