@@ -151,7 +151,7 @@ async function report(dirs: readonly string[], out: string) {
   await writeFile(path.join(out, 'study.md'), `${table}\n`);
   const curves = [...new Set(points.map((p) => p.concept))].flatMap((concept) => {
     const mine = points.filter((p) => p.concept === concept);
-    const steps = mine.map((p) => p.trainingTokens / 1e6);
+    const steps = mine.map((p) => p.trainingTokens / 1e3);
     return [
       {
         name: `${concept}: ERA − control, forget`,
@@ -169,7 +169,7 @@ async function report(dirs: readonly string[], out: string) {
     path.join(out, 'study.png'),
     lineChartSpec({
       title: 'ERA: loss change at contraction beyond the control’s, by training length',
-      stepTitle: 'training tokens (millions)',
+      stepTitle: 'training tokens (thousands)',
       valueTitle: 'Δ loss, ERA − control (nats/token)',
       seriesTitle: 'concept, loss',
       points: true,
