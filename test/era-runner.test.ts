@@ -97,6 +97,7 @@ describe('validateEraConfig', () => {
     ['steps', (steps) => ({ steps })],
     ['batchSize', (batchSize) => ({ batchSize })],
     ['evalDocuments', (evalDocuments) => ({ evalDocuments })],
+    ['checkpointDocuments', (checkpointDocuments) => ({ checkpointDocuments })],
     ['expandUnits', (expandUnits) => ({ expandUnits })],
     ['attack.documents', (documents) => ({ attack: { ...smoke.attack, documents } })],
     ['attack.steps', (steps) => ({ attack: { ...smoke.attack, steps } })],
@@ -120,6 +121,16 @@ describe('validateEraConfig', () => {
         new RegExp(`ERA coherence\\.steps must be an integer >= 0, got ${steps}\\.`),
       );
     }
+  });
+
+  it("names the L1 reductions and forget-token choices it knows, the paper's first", () => {
+    expect(validationError({ l1Reduction: 'max' as 'sum' })?.message).toMatch(
+      /ERA l1Reduction must be 'sum' \(the paper's\) or 'mean', got 'max'\./,
+    );
+    expect(validationError({ forgetTokens: 'some' as 'all' })?.message).toMatch(
+      /ERA forgetTokens must be 'frequency' \(the paper's\) or 'all', got 'some'\./,
+    );
+    expect(validationError({ l1Reduction: 'mean', forgetTokens: 'all' })).toBeUndefined();
   });
 
   it('names an expanded layer outside the model and the valid range', () => {
@@ -158,11 +169,12 @@ describe('eraRunPlan and eraTotalSteps', () => {
     ]);
   });
 
-  it('counts training, coherence (not for filter) and every attack seed', () => {
-    // control and era: 5 + 3 + 2·4 = 16; filter: 5 + 2·4 = 13.
-    expect(eraTotalSteps(config)).toBe(16 + 13 + 16 + 13 + 16);
-    expect(eraTotalSteps({ ...config, methods: ['filter'], labelFractions: [1] })).toBe(13);
-    expect(eraTotalSteps({ ...config, methods: ['era'], labelFractions: [1] })).toBe(16);
+  it('counts training, checkpoints and coherence (not for filter), one evaluation and every attack seed', () => {
+    // control and era: 5 steps + 4 checkpoints (after steps 1-4; step 5 is the trained model)
+    // + 3 coherence + 1 evaluation + 2·4 attack = 21; filter: 5 + 1 + 2·4 = 14.
+    expect(eraTotalSteps(config)).toBe(21 + 14 + 21 + 14 + 21);
+    expect(eraTotalSteps({ ...config, methods: ['filter'], labelFractions: [1] })).toBe(14);
+    expect(eraTotalSteps({ ...config, methods: ['era'], labelFractions: [1] })).toBe(21);
   });
 });
 
@@ -173,6 +185,7 @@ function eraRun(method: EraRun['method'], labelFraction: number, values: number[
     labelFraction,
     retain: { before: rb, after: ra, attacked: rx },
     forget: { before: fb, after: fa, attacked: fx },
+    localisation: null,
   };
 }
 
@@ -362,20 +375,26 @@ describe('runEraExperiment on a tiny corpus', () => {
     expect(result.data.unknownTokenShare).toBe(0);
     expect(result.config).toBe(tiny);
 
-    // Progress: one tick per optimisation step, in run-plan order, the loss only in training.
+    // Progress: one tick per optimisation step, checkpoint and final evaluation, in run-plan
+    // order, the loss only in training. 4 steps: checkpoints after steps 1, 2 and 3 (the 4th is
+    // the trained model, measured in the evaluation).
     const total = eraTotalSteps(tiny);
     expect(progress.map((p) => p.done)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
     expect(new Set(progress.map((p) => p.total))).toEqual(new Set([total]));
     const phases: string[] = [];
     for (const p of progress) if (phases.at(-1) !== p.phase) phases.push(p.phase);
+    const expanded = (run: string) => [
+      ...[1, 2, 3].flatMap(() => [`train ${run}`, `checkpoint ${run}`]),
+      `train ${run}`,
+      `coherence ${run}`,
+      `evaluate ${run}`,
+      `attack ${run}`,
+    ];
     expect(phases).toEqual([
-      'train control',
-      'coherence control',
-      'attack control',
-      'train era 0.5',
-      'coherence era 0.5',
-      'attack era 0.5',
+      ...expanded('control'),
+      ...expanded('era 0.5'),
       'train filter 0.5',
+      'evaluate filter 0.5',
       'attack filter 0.5',
     ]);
     for (const p of progress) {
@@ -596,6 +615,21 @@ describe('runEraExperiment phases', () => {
     expect(control1! - control0!).toBeCloseTo(2 * (controlHalf! - control0!), 5);
     expect(filterHalf).toBe(filter0);
     expect(filter1).toBe(filter0);
+    // 'sum' (the paper's) sums over the expanded layer's units where 'mean' averages: the same
+    // penalty times the width, mlpDim 8 + 4 expanded units.
+    const penalty = async (l1Reduction: 'sum' | 'mean') => {
+      const at = async (l1Coefficient: number) =>
+        (
+          await runEraExperiment(corpus, {
+            ...config,
+            methods: ['control'],
+            l1Reduction,
+            l1Coefficient,
+          })
+        ).details[0]!.trainLosses[0]!;
+      return (await at(1)) - (await at(0));
+    };
+    expect(await penalty('sum')).toBeCloseTo(12 * (await penalty('mean')), 4);
   });
 
   it('keeps the contracted model when the coherence fine-tune cannot improve it', async () => {
@@ -733,6 +767,7 @@ describe('runEraExperiment ERA training step', () => {
       warmupSteps: 0,
       weightDecay: 0.3,
       l1Coefficient: 0.01,
+      l1Reduction: 'sum',
       coherence: { ...tiny.coherence, steps: 0 },
       attack: { ...tiny.attack, steps: 1, seeds: 1, evalEvery: 1 },
     };
@@ -749,13 +784,21 @@ describe('runEraExperiment ERA training step', () => {
     const length = config.model.contextLength;
     const forgetIds = tokenizer.encodeDocument(forgetText, length + 1);
     const retainIds = tokenizer.encodeDocument(retainText, length + 1);
+    // Every forget training document (labelled or not) against the retain ones.
     const frequency = tokenFrequencyWeights(
       Array(12).fill(forgetIds.subarray(1)),
       Array(18).fill(retainIds.subarray(1)),
       tokenizer.size,
     );
     const initial = createTransformer({ ...config.model, vocabSize: tokenizer.size, seed: 0 });
-    const model = expandTransformerMlps(initial, { layers: [0], units: 4, seed: 101 });
+    // The new rows start like the originals: W_in 0.02, W_out 0.02/sqrt(2 · 2 layers).
+    const model = expandTransformerMlps(initial, {
+      layers: [0],
+      units: 4,
+      seed: 101,
+      std: 0.02,
+      outStd: 0.01,
+    });
     initial.dispose();
     const region = model.mlpRegions(0).find((r) => r.name === EXPANDED_REGION)!;
     const rule = tokenRule(
@@ -793,7 +836,8 @@ describe('runEraExperiment ERA training step', () => {
       });
       const ce = tokenCrossEntropy(model.forward(inputs, context), targets, weights);
       const hidden = context.captured.get('blocks.0.mlp.hidden')!;
-      return tf.add(ce, tf.mul(tf.mean(tf.abs(hidden)), 0.01)) as tf.Scalar;
+      // The paper's L1: |activation| summed over units and tokens, over the 4 · length positions.
+      return tf.add(ce, tf.mul(tf.div(tf.sum(tf.abs(hidden)), 4 * length), 0.01)) as tf.Scalar;
     };
     const lossOf = async (k: number) => {
       const value = tf.tidy(objective(k));

@@ -11,6 +11,7 @@ import {
   type EraProgress,
   eraPresets,
   eraTotalSteps,
+  formatEraLocalisationTable,
   formatEraTable,
   runEraExperiment,
   summarizeEra,
@@ -74,7 +75,25 @@ describe('ERA experiment', () => {
       ['filter', 1],
     ]);
     for (const r of summary.runs) {
-      expect(Object.keys(r)).toEqual(['method', 'labelFraction', 'retain', 'forget']);
+      expect(Object.keys(r)).toEqual([
+        'method',
+        'labelFraction',
+        'retain',
+        'forget',
+        'localisation',
+      ]);
+      // Localisation figures for the expanded runs (ERA, control), none for filtering.
+      expect(r.localisation === null).toBe(r.method === 'filter');
+      if (r.localisation !== null) {
+        expect(Object.keys(r.localisation)).toEqual([
+          'routing',
+          'activations',
+          'gradients',
+          'checkpoints',
+        ]);
+        expect(r.localisation.activations.map((a) => a.layer)).toEqual(tiny.expandLayers);
+        expect(r.localisation.checkpoints.at(-1)!.step).toBe(tiny.steps);
+      }
       for (const side of [r.retain, r.forget]) {
         expect(Object.keys(side)).toEqual(['before', 'after', 'attacked']);
         for (const v of Object.values(side)) expect(v).toBeGreaterThan(0);
@@ -95,6 +114,10 @@ describe('ERA experiment', () => {
     const table = formatEraTable(summary);
     expect(table.split('\n')).toHaveLength(2 + 5);
     expect(table).toContain('| era | 50 % |');
+    // One localisation row per expanded run and layer (control, ERA 50 %, ERA 100 %; layer 0).
+    const localisation = formatEraLocalisationTable(summary).split('\n');
+    expect(localisation).toHaveLength(2 + 3);
+    expect(localisation[2]).toMatch(/^\| control \| – \| 0\.000 \| 0 \| 0 \| /);
 
     const out = path.join(scratch, 'report');
     const files = await writeEraReport(out, summary, result);
@@ -102,8 +125,16 @@ describe('ERA experiment', () => {
       JSON.parse(JSON.stringify(summary)),
     );
     expect(readdirSync(out).sort()).toEqual(
-      ['attack.png', 'details.json', 'losses.png', 'summary.json', 'table.md'].sort(),
+      [
+        'attack.png',
+        'details.json',
+        'localisation.png',
+        'losses.png',
+        'summary.json',
+        'table.md',
+      ].sort(),
     );
+    expect(readFileSync(files.table, 'utf8')).toContain(localisation.join('\n'));
   });
 
   it('is deterministic for a seed', async () => {

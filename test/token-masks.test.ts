@@ -34,9 +34,10 @@ describe('token-frequency rule', () => {
     expect(custom).toBeCloseTo(1 - sigmoid(2 - 0.5), 12);
   });
 
-  it('per-token weights come from counts scaled to equal totals', () => {
+  it("per-token weights compare frequencies with per-token pseudo-counts, as the paper's code", () => {
     // Vocabulary of 4. Forget: token 2 four times, token 3 once (5 tokens). Retain: token 3
-    // ten times (10 tokens), so retain counts are halved to compare frequencies.
+    // ten times (10 tokens). Frequencies: forget (count + 1) / (5 + 4), retain
+    // (count + 20) / (10 + 80); r = forget frequency / retain frequency.
     const weights = tokenFrequencyWeights(
       [
         [2, 2, 3],
@@ -45,9 +46,12 @@ describe('token-frequency rule', () => {
       [[3, 3, 3, 3, 3, 3, 3, 3, 3, 3]],
       4,
     );
-    expect(weights[0]).toBeCloseTo(tokenFrequencyWeight(0, 0), 6);
-    expect(weights[2]).toBeCloseTo(tokenFrequencyWeight(4, 0), 6);
-    expect(weights[3]).toBeCloseTo(tokenFrequencyWeight(1, 5), 6);
+    const weight = (r: number) => 1 - sigmoid(r - 1 / r - 4);
+    expect(weights[0]).toBeCloseTo(weight(1 / 9 / (20 / 90)), 6);
+    expect(weights[2]).toBeCloseTo(weight(5 / 9 / (20 / 90)), 6);
+    expect(weights[3]).toBeCloseTo(weight(2 / 9 / (30 / 90)), 6);
+    // Token 2 (forget only) is the most routed.
+    expect(weights[2]!).toBeLessThan(Math.min(weights[0]!, weights[3]!));
     expect(() => tokenFrequencyWeights([[4]], [], 4)).toThrow(/token id 4 is outside \[0, 4\)/);
     expect(() => tokenFrequencyWeight(-1, 0)).toThrow(GradientRoutingError);
   });
@@ -209,24 +213,37 @@ describe('token-frequency rule: options and edges', () => {
 
   it('weights from documents: options passed through, no retain documents, typed arrays', () => {
     const forget = [Int32Array.from([0, 0, 1])];
-    // No retain documents: retain counts are all 0 (nothing to scale).
+    // No retain documents: the retain frequency is uniform, 20 / (20 · 3) per token; forget
+    // frequencies are (2 + 1) / 6, (1 + 1) / 6 and (0 + 1) / 6.
     const alone = tokenFrequencyWeights(forget, [], 3);
+    const paper = (r: number, offset = 4) => 1 - sigmoid(r - 1 / r - offset);
     expect(Array.from(alone)).toEqual(
-      [expected(2, 0), expected(1, 0), expected(0, 0)].map((w) => Math.fround(w)),
+      [paper(3 / 6 / (1 / 3)), paper(2 / 6 / (1 / 3)), paper(1 / 6 / (1 / 3))].map((w) =>
+        Math.fround(w),
+      ),
     );
     // Offset 0 puts equal frequencies at weight ~0.5, where the weight is most sensitive.
-    // Forget: token 0 forty times. Retain: tokens 0 and 1 ten times each, a total of 20 scaled
-    // to the forget total of 40, so token 0's retain count is 20, not 10.
+    // Forget: token 0 forty times: frequencies 41/42 and 1/42. Retain: tokens 0 and 1 ten
+    // times each: 30/60 each. The set sizes cancel: the retain side is not 20 tokens against 40.
     const scaled = tokenFrequencyWeights(
       [new Array(40).fill(0)],
       [[...new Array(10).fill(0), ...new Array(10).fill(1)]],
       2,
       { offset: 0 },
     );
-    expect(scaled[0]).toBeCloseTo(expected(40, 20, 1, 20, 0), 6);
-    expect(scaled[1]).toBeCloseTo(expected(0, 20, 1, 20, 0), 6);
-    expect(Math.abs(expected(40, 20, 1, 20, 0) - expected(40, 10, 1, 20, 0))).toBeGreaterThan(0.1);
-    expect(scaled[0]).toBeGreaterThan(0.4);
+    expect(scaled[0]).toBeCloseTo(paper(41 / 42 / 0.5, 0), 6);
+    expect(scaled[1]).toBeCloseTo(paper(1 / 42 / 0.5, 0), 6);
+    // Pseudo-counts pass through: forget pseudo-count 2 gives (40 + 2) / 44 and 2 / 44.
+    const pseudo = tokenFrequencyWeights(
+      [new Array(40).fill(0)],
+      [[...new Array(10).fill(0), ...new Array(10).fill(1)]],
+      2,
+      { offset: 0, forgetPseudoCount: 2, retainPseudoCount: 5 },
+    );
+    expect(pseudo[1]).toBeCloseTo(paper(2 / 44 / (15 / 30), 0), 6);
+    expect(() => tokenFrequencyWeights([[0]], [], 2, { retainPseudoCount: 0 })).toThrow(
+      /pseudo-counts > 0/,
+    );
   });
 
   it('rejects token ids that are negative, fractional or NaN, in forget or retain documents', () => {

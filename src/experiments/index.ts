@@ -8,30 +8,8 @@
 export { buildWordTokenizer, type WordTokenizer } from '../core/data/tokenizer.js';
 export { AdamW, type AdamWConfig, warmupCosine } from '../core/optim/adamw.js';
 
-// Expand-Route-Ablate
-export {
-  documentLoss,
-  ERA_METHODS,
-  type EraCallbacks,
-  type EraConfig,
-  type EraDataStats,
-  type EraDocument,
-  type EraLosses,
-  type EraMethod,
-  type EraPresetName,
-  type EraProgress,
-  type EraResult,
-  type EraRun,
-  type EraRunDetails,
-  type EraSummary,
-  eraPresets,
-  eraRunPlan,
-  eraTotalSteps,
-  formatEraTable,
-  runEraExperiment,
-  summarizeEra,
-  validateEraConfig,
-} from './era.js';
+// Expand-Route-Ablate (the public API is listed in ./era/index.ts)
+export * from './era/index.js';
 
 // A GPU by default: the paper preset proposed with its measured training time
 export {
@@ -52,7 +30,12 @@ export {
   lineChartSpec,
   type VegaLiteSpec,
 } from './reports/charts.js';
-export { eraAttackChartSpec, eraLossChartSpec, eraRunName } from './reports/era.js';
+export {
+  eraAttackChartSpec,
+  eraCheckpointChartSpec,
+  eraLossChartSpec,
+  eraRunName,
+} from './reports/era.js';
 export {
   type GridRow,
   type ImageGridOptions,

@@ -116,24 +116,40 @@ export function tokenFrequencyWeight(
 ): number {
   const forgetPseudo = options.forgetPseudoCount ?? 1;
   const retainPseudo = options.retainPseudoCount ?? 20;
-  const offset = options.offset ?? 4;
+  checkFrequencyCounts(forgetCount, retainCount, forgetPseudo, retainPseudo);
+  return frequencyRatioWeight(
+    (forgetCount + forgetPseudo) / (retainCount + retainPseudo),
+    options.offset ?? 4,
+  );
+}
+
+function checkFrequencyCounts(
+  forgetCount: number,
+  retainCount: number,
+  forgetPseudo: number,
+  retainPseudo: number,
+): void {
   if (!(forgetCount >= 0 && retainCount >= 0 && forgetPseudo > 0 && retainPseudo > 0)) {
     throw new GradientRoutingError(
       `token-frequency counts must be >= 0 and pseudo-counts > 0, got forget ${forgetCount}, retain ${retainCount}, pseudo-counts ${forgetPseudo}/${retainPseudo}.`,
     );
   }
-  const r = (forgetCount + forgetPseudo) / (retainCount + retainPseudo);
-  const z = r - 1 / r - offset;
-  return 1 - 1 / (1 + Math.exp(-z));
+}
+
+/** `1 − sigmoid(r − 1/r − offset)`: the rule's weight for a forget/retain ratio `r`. */
+function frequencyRatioWeight(r: number, offset: number): number {
+  return 1 - 1 / (1 + Math.exp(-(r - 1 / r - offset)));
 }
 
 /**
  * The frequency rule's weight for every token id, from token counts in forget and retain
- * documents. Counts are scaled to the forget set's total size, so the ratio compares
- * frequencies, not the sizes of the two sets (the paper counts over equal numbers of stories).
+ * documents, as the paper's code computes it: each side's counts plus its pseudo-count per
+ * vocabulary entry, normalised to frequencies, and `r` = forget frequency / retain frequency.
+ * The ratio compares frequencies, not the sizes of the two sets.
  *
- * @param forgetDocuments - Token ids of the documents labelled forget.
- * @param retainDocuments - Token ids of the others.
+ * @param forgetDocuments - Token ids of the forget documents (the paper: all of them, labelled
+ *   or not).
+ * @param retainDocuments - Token ids of the retain documents.
  * @param vocabSize - Ids are in `[0, vocabSize)`.
  * @returns `Float32Array [vocabSize]`; look a token's weight up by id.
  */
@@ -160,12 +176,18 @@ export function tokenFrequencyWeights(
     }
     return { counts, total };
   };
+  const forgetPseudo = options.forgetPseudoCount ?? 1;
+  const retainPseudo = options.retainPseudoCount ?? 20;
+  checkFrequencyCounts(0, 0, forgetPseudo, retainPseudo);
   const forget = count(forgetDocuments);
   const retain = count(retainDocuments);
-  const scale = retain.total === 0 ? 1 : forget.total / retain.total;
+  const forgetTotal = forget.total + forgetPseudo * vocabSize;
+  const retainTotal = retain.total + retainPseudo * vocabSize;
   const weights = new Float32Array(vocabSize);
   for (let id = 0; id < vocabSize; id++) {
-    weights[id] = tokenFrequencyWeight(forget.counts[id]!, retain.counts[id]! * scale, options);
+    const forgetFrequency = (forget.counts[id]! + forgetPseudo) / forgetTotal;
+    const retainFrequency = (retain.counts[id]! + retainPseudo) / retainTotal;
+    weights[id] = frequencyRatioWeight(forgetFrequency / retainFrequency, options.offset ?? 4);
   }
   return weights;
 }

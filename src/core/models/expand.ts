@@ -20,6 +20,12 @@ export interface ExpandOptions {
   readonly seed: number;
   /** Standard deviation of the new `W_in` columns and `W_out` rows. Default 0.02 (GPT-2's). */
   readonly std?: number;
+  /**
+   * Standard deviation of the new `W_out` rows when it differs from `std`: a transformer whose
+   * output projections start at `0.02/sqrt(2·layers)` (GPT-2's scheme) gives its new rows the
+   * same, as the paper's re-initialised expanded model does. Default `std`.
+   */
+  readonly outStd?: number;
   /** Name of the new units' region. Default `'expanded'`. */
   readonly name?: string;
 }
@@ -47,12 +53,16 @@ export function expandMlpWeights(
   const [d, h] = weights.inWeight.shape as [number, number];
   const k = options.units;
   const std = options.std ?? 0.02;
+  const outStd = options.outStd ?? std;
   const normal = seededNormal(options.seed);
   const outDim = weights.outWeight.shape[1]!;
   const expanded = tf.tidy(() => ({
     inWeight: tf.concat([weights.inWeight, tf.tensor2d(normal(d * k, std), [d, k])], 1),
     inBias: tf.concat([weights.inBias, tf.zeros([k])], 0),
-    outWeight: tf.concat([weights.outWeight, tf.tensor2d(normal(k * outDim, std), [k, outDim])], 0),
+    outWeight: tf.concat(
+      [weights.outWeight, tf.tensor2d(normal(k * outDim, outStd), [k, outDim])],
+      0,
+    ),
     outBias: tf.clone(weights.outBias),
   }));
   return {

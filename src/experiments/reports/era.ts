@@ -1,4 +1,4 @@
-import type { EraResult, EraRun, EraSummary } from '../era.js';
+import type { EraResult, EraRun, EraSummary } from '../era/index.js';
 import { groupedBarChartSpec, lineChartSpec, type VegaLiteSpec } from './charts.js';
 import { pipelineCheckNote } from './pipeline-check.js';
 
@@ -59,4 +59,37 @@ export function eraAttackChartSpec(
 
 function optionalSubtitle(subtitle: string | undefined): { subtitle?: string } {
   return subtitle === undefined ? {} : { subtitle };
+}
+
+/**
+ * The ablation effect during training: per expanded run, forget and retain loss with the
+ * expansion deleted minus the whole model's, at each checkpoint (every 10 % of training). ERA
+ * localising the concept shows as a forget curve that rises with training above the control's,
+ * with the retain curve near 0.
+ */
+export function eraCheckpointChartSpec(summary: EraSummary): VegaLiteSpec {
+  const expanded = summary.runs.filter((r) => r.localisation !== null);
+  return lineChartSpec({
+    title: `Deleting the expansion during training: loss change (${summary.preset})`,
+    stepTitle: 'training step',
+    valueTitle: 'Δ loss with the expansion deleted (nats/token)',
+    seriesTitle: 'run, loss',
+    width: 420,
+    curves: expanded.flatMap((r) => {
+      const checkpoints = r.localisation!.checkpoints;
+      const steps = checkpoints.map((c) => c.step);
+      return [
+        {
+          name: `${eraRunName(r)} forget`,
+          steps,
+          values: checkpoints.map((c) => c.forgetAblated - c.forget),
+        },
+        {
+          name: `${eraRunName(r)} retain`,
+          steps,
+          values: checkpoints.map((c) => c.retainAblated - c.retain),
+        },
+      ];
+    }),
+  });
 }
