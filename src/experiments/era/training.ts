@@ -3,6 +3,7 @@
  * step, and the coherence fine-tune after contraction.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { checkGpuErrors } from '../../core/backend/webgpu/device.js';
 import type { DisposableTableRule } from '../../core/masks/tokens.js';
 import { type TinyTransformer, tokenCrossEntropy } from '../../core/models/transformer.js';
 import { AdamW } from '../../core/optim/adamw.js';
@@ -110,6 +111,8 @@ export async function train(
       }, variables);
       optimizer.step(variables, grads, options.learningRate(step));
       const loss = (await value.data())[0]!;
+      // A WebGPU validation or out-of-memory error stops the run instead of training on garbage.
+      checkGpuErrors();
       losses.push(loss);
       value.dispose();
       tf.dispose(grads);
@@ -195,4 +198,5 @@ export function trainStep(
   value.dispose();
   tf.dispose(grads);
   disposeBatch(batch);
+  checkGpuErrors();
 }
