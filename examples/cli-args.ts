@@ -50,19 +50,59 @@ export type ParsedOptions<S extends OptionSpecs> = {
   readonly [K in keyof S]: S[K] extends ValueOption<infer T> ? T | undefined : boolean;
 };
 
-/** A program's command line: its name, how it is started, and its options. */
-export interface CommandLine<S extends OptionSpecs> {
+/**
+ * A word that is not an option, e.g. a mode: always required, named by its key (`MODE`) in
+ * --help and messages.
+ */
+export interface SinglePositional<T> {
+  readonly type: ValueType<T>;
+  readonly help: string;
+}
+
+/** Every remaining word (none or more), e.g. `DIR...`; only the last positional may be one. */
+export interface RepeatedPositional<T> {
+  readonly each: ValueType<T>;
+  readonly help: string;
+}
+
+/** The words that are not options, in the order they are read, by name (e.g. `MODE`). */
+export type PositionalSpecs = Readonly<
+  Record<string, SinglePositional<unknown> | RepeatedPositional<unknown>>
+>;
+
+/** What {@link parseArguments} returns for the positionals: a value, or the repeated values. */
+export type ParsedPositionals<P extends PositionalSpecs> = {
+  readonly [K in keyof P]: P[K] extends RepeatedPositional<infer T>
+    ? T[]
+    : P[K] extends SinglePositional<infer T>
+      ? T
+      : never;
+};
+
+/** A command line without positionals: every word is an option or its value. */
+export type NoPositionals = Readonly<Record<never, never>>;
+
+/** A program's command line: its name, how it is started, its options and positionals. */
+export interface CommandLine<S extends OptionSpecs, P extends PositionalSpecs = NoPositionals> {
   /** Prefix of every message, e.g. `era`. */
   readonly program: string;
   /** The usage line, e.g. `npm run era -- [options]`. */
   readonly usage: string;
   readonly options: S;
+  /** Words among the options that are not options (none unless given). */
+  readonly positionals?: P;
 }
 
 const HINT = 'run with --help for every option';
 
 function isValueOption(spec: ValueOption<unknown> | SwitchOption): spec is ValueOption<unknown> {
   return 'type' in spec;
+}
+
+function isRepeated(
+  spec: SinglePositional<unknown> | RepeatedPositional<unknown>,
+): spec is RepeatedPositional<unknown> {
+  return 'each' in spec;
 }
 
 /** An integer in `[min, max]` (no upper bound when `max` is absent). */
@@ -149,7 +189,17 @@ const HELP_COLUMN = 30;
  * The --help text: the usage line, then one entry per option with what it accepts (unless the
  * placeholder already lists it, as `auto|wasm|cpu` does), then --help itself.
  */
-export function formatHelp<S extends OptionSpecs>(command: CommandLine<S>): string {
+export function formatHelp<S extends OptionSpecs, P extends PositionalSpecs>(
+  command: CommandLine<S, P>,
+): string {
+  // A positional's name is its placeholder, so what it accepts is always spelt out.
+  const words = Object.entries(command.positionals ?? {}).map(([name, spec]) => {
+    const type = isRepeated(spec) ? spec.each : spec.type;
+    return {
+      flag: isRepeated(spec) ? `${name}...` : name,
+      help: `${spec.help}\naccepts ${type.accepts}`,
+    };
+  });
   const entries = Object.entries(command.options).map(([name, spec]) => {
     if (!isValueOption(spec)) return { flag: `--${name}`, help: spec.help };
     const { placeholder, accepts, listedInPlaceholder } = spec.type;
@@ -158,6 +208,7 @@ export function formatHelp<S extends OptionSpecs>(command: CommandLine<S>): stri
       help: listedInPlaceholder === true ? spec.help : `${spec.help}\naccepts ${accepts}`,
     };
   });
+  entries.unshift(...words);
   entries.push({ flag: '--help', help: 'this text' });
   const width = Math.min(HELP_COLUMN, Math.max(...entries.map((entry) => entry.flag.length + 2)));
   const indent = ' '.repeat(width + 2);
@@ -172,28 +223,78 @@ export function formatHelp<S extends OptionSpecs>(command: CommandLine<S>): stri
   return `Usage: ${command.usage}\n\n${lines.join('\n')}`;
 }
 
+/** The options and, when the command has them, its positionals by name. */
+export type ParsedCommand<S extends OptionSpecs, P extends PositionalSpecs> = ParsedOptions<S> &
+  ParsedPositionals<P>;
+
 /**
- * Parses `args` against the program's options. Values may follow their flag (`--steps 20`, also
- * `--lr -1`, which is then rejected as a value) or be joined to it (`--steps=20`).
- *
- * @returns `'help'` when --help (or -h) was given, else the options.
- * @throws {@link UsageError} naming the flag and what it accepts.
+ * Reads the words that are not options into `values`, in the order of `specs`: each single
+ * positional takes one word (required), a repeated one every word left.
  */
-export function parseArguments<S extends OptionSpecs>(
-  command: CommandLine<S>,
+function readPositionals(
+  specs: PositionalSpecs,
+  words: readonly string[],
+  values: Record<string, unknown>,
+): void {
+  let next = 0;
+  for (const [name, spec] of Object.entries(specs)) {
+    if (isRepeated(spec)) {
+      values[name] = words.slice(next).map((word) => parseWord(name, spec.each, word));
+      next = words.length;
+      continue;
+    }
+    const word = words[next];
+    if (word === undefined) throw new UsageError(`missing ${name}: ${spec.type.accepts}`);
+    values[name] = parseWord(name, spec.type, word);
+    next += 1;
+  }
+  const extra = words[next];
+  if (extra !== undefined) {
+    throw new UsageError(`unexpected argument '${extra}'; options start with --`);
+  }
+}
+
+/** The value of `word` given for `name` (a flag or a positional), or a usage error naming it. */
+function parseWord<T>(name: string, type: ValueType<T>, word: string): T {
+  const parsed = type.parse(word);
+  if (parsed === undefined) {
+    const got = type.rejected?.(word) ?? `got '${word}'`;
+    throw new UsageError(`${name} needs ${type.accepts}, ${got}`);
+  }
+  return parsed;
+}
+
+/**
+ * Parses `args` against the program's options and positionals. Values may follow their flag
+ * (`--steps 20`, also `--lr -1`, which is then rejected as a value) or be joined to it
+ * (`--steps=20`); any other word not starting with `--` is a positional, wherever it stands.
+ *
+ * @returns `'help'` when --help (or -h) was given, else the options and positionals.
+ * @throws {@link UsageError} naming the flag (or positional) and what it accepts.
+ */
+export function parseArguments<S extends OptionSpecs, P extends PositionalSpecs = NoPositionals>(
+  command: CommandLine<S, P>,
   args: readonly string[],
-): ParsedOptions<S> | 'help' {
+): ParsedCommand<S, P> | 'help' {
   if (args.includes('--help') || args.includes('-h')) return 'help';
   const specs: OptionSpecs = command.options;
+  const positionalSpecs: PositionalSpecs = command.positionals ?? {};
+  const clash = Object.keys(positionalSpecs).find((name) => Object.hasOwn(specs, name));
+  if (clash !== undefined) {
+    // A mistake in the program, not on its command line: both would land on one key.
+    throw new TypeError(`${command.program}: '${clash}' is both an option and a positional`);
+  }
   const values: Record<string, unknown> = {};
   for (const spec of Object.keys(specs)) {
     if (!isValueOption(specs[spec]!)) values[spec] = false;
   }
   const seen = new Set<string>();
+  const words: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (!arg.startsWith('--')) {
-      throw new UsageError(`unexpected argument '${arg}'; options start with --`);
+      words.push(arg);
+      continue;
     }
     const equals = arg.indexOf('=');
     const name = arg.slice(2, equals < 0 ? undefined : equals);
@@ -223,25 +324,21 @@ export function parseArguments<S extends OptionSpecs>(
     if (value === undefined || value === '') {
       throw new UsageError(`--${name} needs a value: ${spec.type.accepts}`);
     }
-    const parsed = spec.type.parse(value);
-    if (parsed === undefined) {
-      const got = spec.type.rejected?.(value) ?? `got '${value}'`;
-      throw new UsageError(`--${name} needs ${spec.type.accepts}, ${got}`);
-    }
-    values[name] = parsed;
+    values[name] = parseWord(`--${name}`, spec.type, value);
   }
-  return values as ParsedOptions<S>;
+  readPositionals(positionalSpecs, words, values);
+  return values as ParsedCommand<S, P>;
 }
 
 /**
  * The options of this process's command line; prints the help and exits 0 on --help, and prints
  * one line and exits 2 on a wrong one.
  */
-export function readCommandLine<S extends OptionSpecs>(
-  command: CommandLine<S>,
+export function readCommandLine<S extends OptionSpecs, P extends PositionalSpecs = NoPositionals>(
+  command: CommandLine<S, P>,
   args: readonly string[] = process.argv.slice(2),
-): ParsedOptions<S> {
-  let parsed: ParsedOptions<S> | 'help';
+): ParsedCommand<S, P> {
+  let parsed: ParsedCommand<S, P> | 'help';
   try {
     parsed = parseArguments(command, args);
   } catch (error) {

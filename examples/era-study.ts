@@ -8,9 +8,9 @@
 // Each point is one `runEraExperiment` (control and ERA at 100 % labels) with its full report
 // (summary.json, table.md, figures) in its own folder under --out; the study's table and figure
 // go in --out itself.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { setMaskValidation } from 'gradient-routing';
 import {
   type EraConfig,
@@ -23,93 +23,129 @@ import {
   summarizeEra,
 } from 'gradient-routing/experiments';
 import {
-  type BackendChoice,
+  assertLexnames,
   loadWordNetGlosses,
-  selectNodeBackend,
   writeChartPng,
   writeEraReport,
 } from 'gradient-routing/node';
+import {
+  backendOptions,
+  checkDirectoryOption,
+  checkOption,
+  exitWithError,
+  integer,
+  listOf,
+  oneOf,
+  readCommandLine,
+  startBackend,
+  text,
+  UsageError,
+} from './cli-args.js';
 
-const HELP = `Usage: npm run era:study -- mechanism|scale [options]
+const PROGRAM = 'era:study';
 
-  mechanism                 ERA vs control with every token of labelled forget glosses routed
-                            fully (no frequency rule), 100 % labels
-  scale                     ERA vs control (100 % labels, the paper's frequency rule) at each
-                            number of training steps in --steps
-  report DIR [DIR...]       the table (stdout, --out DIR/study.md) and figure (--out
-                            DIR/study.png) of every point in the DIRs' study.json files
-  --preset NAME             base configuration (default quick)
-  --steps N[,N...]          training steps (mechanism: one value, default 300;
-                            scale: the points, default 150,600,1200)
-  --forget LABEL[,LABEL...] the concept (default the preset's, noun.plant)
-  --l1 sum|mean             the L1 term's reduction (default the preset's)
-  --forget-tokens frequency|all   which tokens of labelled forget glosses are routed
-                            (default: all for mechanism, frequency for scale)
-  --backend auto|tensorflow|wasm|cpu   (default auto)
-  --out DIR                 (default out/era-study-MODE)
-  --help                    this text`;
+const STUDY_MODES = ['mechanism', 'scale', 'report'] as const;
 
-function fail(message: string): never {
-  console.error(`era:study: ${message}\n\n${HELP}`);
-  process.exit(2);
-}
-
-function options() {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: {
-      preset: { type: 'string', default: 'quick' },
-      steps: { type: 'string' },
-      forget: { type: 'string' },
-      l1: { type: 'string' },
-      'forget-tokens': { type: 'string' },
-      backend: { type: 'string', default: 'auto' },
-      out: { type: 'string' },
-      help: { type: 'boolean', default: false },
+const command = {
+  program: PROGRAM,
+  usage: 'npm run era:study -- mechanism|scale|report [DIR...] [options]',
+  positionals: {
+    MODE: {
+      type: oneOf(STUDY_MODES),
+      help:
+        'mechanism: ERA vs control, every token of labelled forget glosses routed\n' +
+        '  fully (no frequency rule), 100 % labels\n' +
+        "scale: ERA vs control (100 % labels, the paper's frequency rule) at each\n" +
+        '  number of training steps in --steps\n' +
+        'report: the table (stdout, --out DIR/study.md) and figure (--out\n' +
+        "  DIR/study.png) of every point in the DIRs' study.json files",
     },
-  });
-  if (values.help) {
-    console.log(HELP);
-    process.exit(0);
+    DIR: {
+      each: text('DIR', 'a directory'),
+      help: 'report only: the --out folders of mechanism or scale runs',
+    },
+  },
+  options: {
+    preset: {
+      type: oneOf(Object.keys(eraPresets) as EraPresetName[]),
+      help: 'base configuration (default quick)',
+    },
+    steps: {
+      type: listOf(integer(1), 'integers >= 1', '150,600,1200'),
+      help: 'training steps, one point each\n(default: 300 for mechanism, 150,600,1200 for scale)',
+    },
+    forget: {
+      type: listOf(text('LABEL', 'a label'), 'labels', 'noun.plant,noun.animal'),
+      help: "the concept (default the preset's, noun.plant)",
+    },
+    l1: {
+      type: oneOf(['sum', 'mean'] as const),
+      help: "the L1 term's reduction (default the preset's)",
+    },
+    'forget-tokens': {
+      type: oneOf(['frequency', 'all'] as const),
+      help:
+        'which tokens of labelled forget glosses are routed (default: all for\n' +
+        'mechanism, frequency for scale)',
+    },
+    ...backendOptions,
+    out: {
+      type: text('DIR', 'a directory'),
+      help: 'where the points and the study go (default out/era-study-MODE)',
+    },
+  },
+};
+
+/** The study's configuration from the command line; exits 2 on a wrong one. */
+function options() {
+  const values = readCommandLine(command);
+  const mode = values.MODE;
+  if (mode === 'report' && values.DIR.length === 0) {
+    throw new UsageError('report needs the folders of the points: report DIR [DIR...]');
   }
-  const mode = positionals[0];
-  if (mode !== 'mechanism' && mode !== 'scale' && mode !== 'report') {
-    fail('give a study: mechanism, scale or report');
+  if (mode !== 'report' && values.DIR.length > 0) {
+    throw new UsageError(`unexpected argument '${values.DIR[0]}'; only report takes folders`);
   }
-  if (!(values.preset in eraPresets)) fail(`unknown preset '${values.preset}'`);
-  const base: EraConfig = eraPresets[values.preset as EraPresetName];
-  const steps = (values.steps ?? (mode === 'mechanism' ? '300' : '150,600,1200'))
-    .split(',')
-    .map((text) => {
-      const n = Number(text);
-      if (!(Number.isInteger(n) && n > 0)) fail(`--steps needs positive integers, got '${text}'`);
-      return n;
-    });
-  const l1 = values.l1 ?? base.l1Reduction;
-  if (l1 !== 'sum' && l1 !== 'mean') fail(`--l1 is sum or mean, got '${l1}'`);
-  const forgetTokens = values['forget-tokens'] ?? (mode === 'mechanism' ? 'all' : 'frequency');
-  if (forgetTokens !== 'all' && forgetTokens !== 'frequency') {
-    fail(`--forget-tokens is frequency or all, got '${forgetTokens}'`);
-  }
+  const preset = values.preset ?? 'quick';
+  const base: EraConfig = eraPresets[preset];
+  const steps = values.steps ?? (mode === 'mechanism' ? [300] : [150, 600, 1200]);
   const config: EraConfig = {
     ...base,
     methods: ['era', 'control'],
     labelFractions: [1],
-    l1Reduction: l1,
-    forgetTokens,
+    l1Reduction: values.l1 ?? base.l1Reduction,
+    forgetTokens: values['forget-tokens'] ?? (mode === 'mechanism' ? 'all' : 'frequency'),
     // The study reads the contraction; one short attack keeps each point cheap.
     attack: { ...base.attack, seeds: 1, steps: 20, evalEvery: 10 },
-    ...(values.forget !== undefined && { forget: values.forget.split(',') }),
+    ...(values.forget !== undefined && { forget: values.forget }),
   };
   return {
     mode,
-    reportDirs: positionals.slice(1),
-    preset: values.preset as EraPresetName,
+    reportDirs: values.DIR,
+    preset,
     steps,
     config,
-    backend: values.backend as BackendChoice,
+    backend: values.backend,
+    threads: values.threads,
     out: values.out ?? `out/era-study-${mode}`,
   };
+}
+
+/**
+ * Checks what needs the file system before any work: --out is not a file, the report's folders
+ * hold a study.json, and (for a study) the forget labels are WordNet's.
+ */
+async function checkInputs(o: ReturnType<typeof options>): Promise<void> {
+  await checkDirectoryOption('out', o.out);
+  if (o.mode === 'report') {
+    for (const dir of o.reportDirs) {
+      await access(path.join(dir, 'study.json'), constants.R_OK).catch(() => {
+        throw new UsageError(`DIR ${dir} has no readable study.json; pass a study's --out folder`);
+      });
+    }
+    return;
+  }
+  await checkOption('forget', async () => assertLexnames(o.config.forget));
 }
 
 /** One study point: the forget and retain change at contraction for each method. */
@@ -183,14 +219,14 @@ const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
 
 async function main() {
   const o = options();
+  await checkInputs(o);
   if (o.mode === 'report') {
-    if (o.reportDirs.length === 0) fail('report needs the folders of the points');
     await report(o.reportDirs, o.out);
     return;
   }
   const documents = await loadWordNetGlosses();
-  const backend = await selectNodeBackend({ backend: o.backend });
-  setMaskValidation(backend !== 'webgpu');
+  const backend = await startBackend(o);
+  setMaskValidation(backend.name !== 'webgpu');
   const points: StudyPoint[] = [];
   for (const steps of o.steps) {
     const config: EraConfig = {
@@ -213,7 +249,7 @@ async function main() {
     const seconds = (performance.now() - started) / 1000;
     const summary = summarizeEra(result, {
       preset: `${o.preset}, ${o.mode} ${steps} steps`,
-      backend,
+      backend: backend.name,
       wallSeconds: seconds,
     });
     const dir = path.join(o.out, `steps-${steps}`);
@@ -228,22 +264,21 @@ async function main() {
         };
       }
     });
-    const command = `npm run era:study -- ${o.mode} --steps ${steps} --l1 ${config.l1Reduction} --forget-tokens ${config.forgetTokens} --forget ${config.forget.join(',')}`;
+    const pointCommand = `npm run era:study -- ${o.mode} --steps ${steps} --l1 ${config.l1Reduction} --forget-tokens ${config.forgetTokens} --forget ${config.forget.join(',')}`;
     points.push({
       steps,
       trainingTokens: steps * config.batchSize * config.model.contextLength,
       seconds,
-      command,
+      command: pointCommand,
       summary,
       contraction,
     });
-    console.log(`\n${command} (${seconds.toFixed(0)} s, ${backend})\n${formatEraTable(summary)}`);
+    console.log(
+      `\n${pointCommand} (${seconds.toFixed(0)} s, ${backend.label})\n${formatEraTable(summary)}`,
+    );
     console.log(`contraction (before coherence): ${JSON.stringify(contraction)}`);
     await writeFile(path.join(o.out, 'study.json'), `${JSON.stringify(points, null, 2)}\n`);
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(`era:study: ${(error as Error).message}`);
-  process.exit(1);
-});
+main().catch((error: unknown) => exitWithError(PROGRAM, error));

@@ -1,5 +1,5 @@
 // The examples' one command-line style: the shared parser and progress lines as units, then each
-// case from issue 18 run as the user runs it (a child process), which must stop with exit code 2
+// case from issue 18 (and its like for era:study) run as the user runs it (a child process), which must stop with exit code 2
 // and one line naming the flag, before any work.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -100,6 +100,77 @@ describe('parseArguments', () => {
   });
 });
 
+describe('positionals', () => {
+  const study = {
+    program: 'study',
+    usage: 'study MODE [DIR...] [options]',
+    positionals: {
+      MODE: { type: oneOf(['scale', 'report']), help: 'which study' },
+      DIR: { each: text('DIR', 'a directory'), help: 'folders' },
+    },
+    options: { steps: { type: integer(1), help: 'training steps' } },
+  };
+  const studyError = (...args: string[]): string => {
+    try {
+      parseArguments(study, args);
+    } catch (error) {
+      expect(error).toBeInstanceOf(UsageError);
+      return (error as UsageError).message;
+    }
+    throw new Error(`${args.join(' ')} parsed`);
+  };
+
+  it('reads words among the options in order, the repeated one taking the rest', () => {
+    expect(parseArguments(study, ['report', 'a', '--steps', '7', 'b'])).toEqual({
+      MODE: 'report',
+      DIR: ['a', 'b'],
+      steps: 7,
+    });
+    expect(parseArguments(study, ['--steps=2', 'scale'])).toEqual({
+      MODE: 'scale',
+      DIR: [],
+      steps: 2,
+    });
+    expect(parseArguments(study, ['scale', '--help'])).toBe('help');
+  });
+
+  it('names the positional and what it accepts, and a missing one', () => {
+    expect(studyError('bogus')).toBe("MODE needs one of scale, report, got 'bogus'");
+    expect(studyError()).toBe('missing MODE: one of scale, report');
+    expect(studyError('--steps', '3')).toBe('missing MODE: one of scale, report');
+    // A flag's value is never a positional, even a negative number: it is the flag's to reject.
+    expect(studyError('scale', '--steps', '-3')).toBe("--steps needs an integer >= 1, got '-3'");
+    expect(studyError('report', '')).toBe("DIR needs a directory, got ''");
+  });
+
+  it('rejects words beyond the single positionals when none repeats', () => {
+    const single = { ...study, positionals: { MODE: study.positionals.MODE } };
+    expect(parseArguments(single, ['scale'])).toEqual({ MODE: 'scale' });
+    try {
+      parseArguments(single, ['scale', 'extra']);
+      expect.unreachable('scale extra parsed');
+    } catch (error) {
+      expect((error as UsageError).message).toBe(
+        "unexpected argument 'extra'; options start with --",
+      );
+    }
+  });
+
+  it('refuses a name that is both an option and a positional', () => {
+    const clash = { ...study, positionals: { steps: study.positionals.MODE } };
+    expect(() => parseArguments(clash, ['scale'])).toThrow(TypeError);
+  });
+
+  it('lists the positionals first in --help with what they accept', () => {
+    const help = formatHelp(study).split('\n');
+    expect(help[2]).toMatch(/^ {2}MODE +which study$/);
+    expect(help[3]).toMatch(/^ +accepts one of scale, report$/);
+    expect(help[4]).toMatch(/^ {2}DIR\.\.\. +folders$/);
+    expect(help[5]).toMatch(/^ +accepts a directory$/);
+    expect(help[6]).toMatch(/^ {2}--steps N +training steps$/);
+  });
+});
+
 describe('formatHelp', () => {
   const help = formatHelp(command);
 
@@ -195,7 +266,7 @@ describe('progressReporter', () => {
 // Skipped under mutation testing: the CLIs run in child processes, which never see the mutant.
 describe.skipIf(process.env.GR_MUTATION === '1')('the example CLIs (issue 18 cases)', () => {
   const cli = async (
-    example: 'mnist-split' | 'era-unlearning',
+    example: 'mnist-split' | 'era-unlearning' | 'era-study',
     ...args: string[]
   ): Promise<{ code: number; stdout: string; stderr: string }> => {
     const file = path.join('examples', `${example}.ts`);
@@ -294,8 +365,77 @@ describe.skipIf(process.env.GR_MUTATION === '1')('the example CLIs (issue 18 cas
     expect(readFileSync(file, 'utf8')).toBe('not a directory');
   });
 
-  it('--help lists --backend with webgpu and --threads 1-8 in both CLIs', async () => {
-    for (const example of ['mnist-split', 'era-unlearning'] as const) {
+  it('era:study bogus : an unknown mode, exit 2 naming MODE and the modes', async () => {
+    expectUsageError(
+      await cli('era-study', 'bogus'),
+      'era:study',
+      /MODE needs one of mechanism, scale, report, got 'bogus'/,
+    );
+    expectUsageError(await cli('era-study'), 'era:study', /missing MODE: one of mechanism/);
+  });
+
+  it('era:study --steps -3 : a negative number is a value, rejected by its flag', async () => {
+    expectUsageError(
+      await cli('era-study', 'scale', '--steps', '-3'),
+      'era:study',
+      /--steps needs integers >= 1 separated by commas .*, got '-3'/,
+    );
+    expectUsageError(
+      await cli('era-study', 'scale', '--steps', '150,-3'),
+      'era:study',
+      /--steps needs integers >= 1 .*, got '-3' in '150,-3'/,
+    );
+  });
+
+  it('era:study --backend bogus and --threads 9 : exit 2 with what the flag accepts', async () => {
+    expectUsageError(
+      await cli('era-study', 'mechanism', '--backend', 'bogus'),
+      'era:study',
+      /--backend needs one of auto, webgpu, tensorflow, wasm, cpu, got 'bogus'/,
+    );
+    expectUsageError(
+      await cli('era-study', 'mechanism', '--threads', '9'),
+      'era:study',
+      /--threads needs an integer from 1 to 8, got '9'/,
+    );
+  });
+
+  it('era:study --out onto a file names --out, in a study and in report', async () => {
+    const file = path.join(scratch, 'study-file');
+    writeFileSync(file, 'not a directory');
+    expectUsageError(
+      await cli('era-study', 'mechanism', '--out', file),
+      'era:study',
+      /--out .*study-file is a file; pass a directory/,
+    );
+    expectUsageError(
+      await cli('era-study', 'report', scratch, '--out', file),
+      'era:study',
+      /--out .*study-file is a file; pass a directory/,
+    );
+    expect(readFileSync(file, 'utf8')).toBe('not a directory');
+  });
+
+  it('era:study report: needs folders holding a study.json; the studies take none', async () => {
+    expectUsageError(
+      await cli('era-study', 'report'),
+      'era:study',
+      /report needs the folders of the points/,
+    );
+    expectUsageError(
+      await cli('era-study', 'report', scratch),
+      'era:study',
+      /DIR .* has no readable study\.json/,
+    );
+    expectUsageError(
+      await cli('era-study', 'scale', scratch),
+      'era:study',
+      /unexpected argument '.*'; only report takes folders/,
+    );
+  });
+
+  it('--help lists --backend with webgpu and --threads 1-8 in every CLI', async () => {
+    for (const example of ['mnist-split', 'era-unlearning', 'era-study'] as const) {
       const { code, stdout } = await cli(example, '--help');
       expect(code).toBe(0);
       expect(stdout).toContain('--backend auto|webgpu|tensorflow|wasm|cpu');
