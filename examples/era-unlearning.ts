@@ -163,22 +163,22 @@ async function checkInputs(options: ReturnType<typeof parseOptions>): Promise<bo
  */
 function phaseProgress(config: EraConfig) {
   const progress = progressReporter(PROGRAM);
-  let phase = '';
-  let stepsInPhase = 0;
+  // Steps seen per phase: training is interleaved with its checkpoints, so a phase can resume.
+  const stepsSeen = new Map<string, number>();
   return (p: EraProgress) => {
     const [stage = '', ...words] = p.phase.split(' ');
     const run = words.join(' ');
-    if (p.phase !== phase) {
-      phase = p.phase;
-      stepsInPhase = 0;
+    const stepsInPhase = (stepsSeen.get(p.phase) ?? 0) + 1;
+    stepsSeen.set(p.phase, stepsInPhase);
+    if (stepsInPhase === 1) {
       const starts: Record<string, string> = {
         train: `training ${run} (${config.steps} steps)…`,
+        checkpoint: `checkpoints of ${run}: its losses with the expansion deleted, every 10 % of training…`,
         coherence: `coherence fine-tune of ${run} (up to ${config.coherence.steps} steps)…`,
         attack: `retraining attack on ${run}: ${config.attack.seeds} seed(s) of ${config.attack.steps} steps, evaluated every ${config.attack.evalEvery}…`,
       };
       progress.say(starts[stage] ?? `${p.phase}…`);
     }
-    stepsInPhase += 1;
     const loss = p.loss === undefined ? '' : ` loss ${p.loss.toFixed(3)}`;
     progress.update({
       done: p.done,

@@ -209,7 +209,8 @@ describe('npm run era: input checks before training', () => {
       'era: evaluating filter 1 on 8 retain and forget documents…',
       attack('filter 1'),
     ]);
-    expect(stderr).toMatch(/^era: 46\/46 attack filter 1$/m);
+    // Every unit of work counted (eraTotalSteps): training, checkpoints, coherence, evaluation, attack.
+    expect(stderr).toMatch(/^era: 59\/59 attack filter 1$/m);
   });
 
   it('refuses bad fractions, unknown lexicographer files and malformed corpora, writing nothing', async () => {

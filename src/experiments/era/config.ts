@@ -259,7 +259,10 @@ export interface EraResult {
 
 /** Progress of a run, for a progress bar. */
 export interface EraProgress {
-  /** Work done and total, in optimisation steps (training, coherence and attack). */
+  /**
+   * Work done and total: optimisation steps (training, coherence and attack), plus one unit per
+   * evaluation before an attack and per localisation checkpoint of an expanded run.
+   */
   readonly done: number;
   readonly total: number;
   /** e.g. `train era 0.5`, `attack control`. */
