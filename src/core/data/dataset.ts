@@ -144,7 +144,7 @@ export function toTensors(dataset: ImageDataset): { x: tf.Tensor2D; y: tf.Tensor
 }
 
 /**
- * Like {@link toTensors}, but the images are {@link ChunkedRows}: tensors of whole rows, each
+ * A dataset's images and labels as tensors, the images as {@link ChunkedRows}: tensors of whole rows, each
  * small enough for the active backend to bind (on WebGPU, its device's
  * `maxStorageBufferBindingSize`; one tensor elsewhere). Use it for training data that may exceed
  * that limit, such as MNIST's 188 MB training set on a 128 MiB device. Dispose both when done.

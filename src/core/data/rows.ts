@@ -181,6 +181,7 @@ export class ChunkedRows {
     return this.disposed;
   }
 
+  /** Frees every chunk; later gathers and slices throw. Calling it again does nothing. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

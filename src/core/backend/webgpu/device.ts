@@ -17,7 +17,9 @@ export interface WebGpuDeviceLike {
     readonly maxBufferSize: number;
   };
   readonly lost?: Promise<{ readonly reason?: string; readonly message?: string }>;
+  /** Where the watch listens for uncaptured errors, when the device has it (browsers, Dawn). */
   addEventListener?(type: 'uncapturederror', listener: (event: UncapturedErrorEvent) => void): void;
+  /** The fallback handler slot, for devices without `addEventListener`. */
   onuncapturederror?: ((event: UncapturedErrorEvent) => void) | null;
 }
 
