@@ -33,22 +33,11 @@ import {
   tokenCrossEntropy,
   tokenRule,
 } from '../src/index.js';
-import { selectNodeBackend } from '../src/node/backend.js';
 import { releaseNodeWebGpu } from '../src/node/webgpu.js';
 import { lcgUniform } from './helpers/random.js';
+import { nodeWebGpuUnavailable } from './helpers/webgpu.js';
 
-async function webGpuUnavailable(): Promise<string | null> {
-  try {
-    await selectNodeBackend({ backend: 'webgpu', onNotice: () => {} });
-    return null;
-  } catch (error) {
-    if (process.env.CI || process.env.GRADIENT_ROUTING_REQUIRE_WEBGPU) throw error;
-    return (error as Error).message;
-  }
-}
-
-const unavailable = await webGpuUnavailable();
-if (unavailable !== null) console.warn(`WebGPU transformer kernel tests skipped: ${unavailable}`);
+const unavailable = await nodeWebGpuUnavailable('WebGPU transformer kernel tests');
 
 /** A host tensor description: values are made again on whichever backend is active. */
 interface HostTensor {

@@ -17,22 +17,11 @@ import {
 import { type DenseActivation, dense } from '../src/core/layers/dense.js';
 import { denseStack } from '../src/core/layers/dense-stack.js';
 import { routeGradients } from '../src/core/routing/route.js';
-import { selectNodeBackend } from '../src/node/backend.js';
 import { releaseNodeWebGpu } from '../src/node/webgpu.js';
 import { expectNoLeak } from './helpers/backends.js';
+import { nodeWebGpuUnavailable } from './helpers/webgpu.js';
 
-async function webGpuUnavailable(): Promise<string | null> {
-  try {
-    await selectNodeBackend({ backend: 'webgpu', onNotice: () => {} });
-    return null;
-  } catch (error) {
-    if (process.env.CI || process.env.GRADIENT_ROUTING_REQUIRE_WEBGPU) throw error;
-    return (error as Error).message;
-  }
-}
-
-const unavailable = await webGpuUnavailable();
-if (unavailable !== null) console.warn(`WebGPU matMul tests skipped: ${unavailable}`);
+const unavailable = await nodeWebGpuUnavailable('WebGPU matMul tests');
 
 /** Deterministic values in [-1, 1): a 32-bit LCG. */
 function seeded(count: number, seed: number): Float32Array {

@@ -22,23 +22,12 @@ import { setMaskValidation } from '../src/core/routing/route.js';
 import { fit as fitModel } from '../src/core/training/fit.js';
 import { partitionRegions, splitPresets } from '../src/experiments/split.js';
 import { GradientRoutingError, type ImageDataset } from '../src/index.js';
-import { selectNodeBackend } from '../src/node/backend.js';
 import { loadMnist } from '../src/node/mnist.js';
 import { releaseNodeWebGpu } from '../src/node/webgpu.js';
 import { expectNoLeak } from './helpers/backends.js';
+import { nodeWebGpuUnavailable } from './helpers/webgpu.js';
 
-async function webGpuUnavailable(): Promise<string | null> {
-  try {
-    await selectNodeBackend({ backend: 'webgpu', onNotice: () => {} });
-    return null;
-  } catch (error) {
-    if (process.env.CI || process.env.GRADIENT_ROUTING_REQUIRE_WEBGPU) throw error;
-    return (error as Error).message;
-  }
-}
-
-const unavailable = await webGpuUnavailable();
-if (unavailable !== null) console.warn(`WebGPU safety tests skipped: ${unavailable}`);
+const unavailable = await nodeWebGpuUnavailable('WebGPU safety tests');
 
 /** Ends a fit after a few steps: the paper preset's epochs are far too long for a test. */
 class EnoughSteps extends Error {}

@@ -20,23 +20,12 @@ import { meanAbsoluteError } from '../src/core/losses/mae.js';
 import { torchAdam } from '../src/core/optim/adam.js';
 import { AdamW } from '../src/core/optim/adamw.js';
 import { exactMaskProduct } from '../src/core/routing/route.js';
-import { selectNodeBackend } from '../src/node/backend.js';
 import { releaseNodeWebGpu } from '../src/node/webgpu.js';
 import { expectNoLeak } from './helpers/backends.js';
 import { lcgUniform } from './helpers/random.js';
+import { nodeWebGpuUnavailable } from './helpers/webgpu.js';
 
-async function webGpuUnavailable(): Promise<string | null> {
-  try {
-    await selectNodeBackend({ backend: 'webgpu', onNotice: () => {} });
-    return null;
-  } catch (error) {
-    if (process.env.CI || process.env.GRADIENT_ROUTING_REQUIRE_WEBGPU) throw error;
-    return (error as Error).message;
-  }
-}
-
-const unavailable = await webGpuUnavailable();
-if (unavailable !== null) console.warn(`WebGPU optimiser tests skipped: ${unavailable}`);
+const unavailable = await nodeWebGpuUnavailable('WebGPU optimiser tests');
 
 /** Odd sizes in every position, so no kernel can lean on multiples of a workgroup or of 4. */
 const SHAPES: readonly number[][] = [[1], [7], [33, 5], [1000], [2049], [3, 7, 33]];
