@@ -144,6 +144,25 @@ describe('ERA experiment', () => {
     expect(b.runs).toEqual(a.runs);
   });
 
+  it('gives each run the same numbers whichever other methods run beside it', async () => {
+    // The scale study runs ERA and the control alone; the presets' tables add filtering and
+    // more label fractions, and quote the study's pair.
+    const config: EraConfig = { ...tiny, labelFractions: [1], steps: 3 };
+    const pair = await runEraExperiment(tinyCorpus(), { ...config, methods: ['era', 'control'] });
+    const all = await runEraExperiment(tinyCorpus(), {
+      ...config,
+      methods: ['filter', 'era', 'control'],
+      labelFractions: [0.5, 1],
+    });
+    for (const run of pair.runs) {
+      const same = all.runs.find(
+        (r) => r.method === run.method && r.labelFraction === run.labelFraction,
+      );
+      expect(same).toEqual(run);
+    }
+    expect(pair.runs.map((r) => r.method)).toEqual(['control', 'era']);
+  });
+
   it('names a forget concept with no documents, listing labels that exist', async () => {
     await expect(runEraExperiment(tinyCorpus(), { ...tiny, forget: ['animal'] })).rejects.toThrow(
       /no document has a forget label \(animal\).*house \(120\), plant \(60\)/,
