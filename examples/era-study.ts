@@ -244,7 +244,7 @@ async function report(dirs: readonly string[], out: string) {
     lineChartSpec({
       title: 'ERA: loss change at contraction beyond the control’s, by training length',
       stepTitle: 'training tokens (thousands)',
-      valueTitle: 'Δ loss, ERA − control (nats/token)',
+      valueTitle: 'ERA − control (nats/token)',
       seriesTitle: 'concept, loss',
       points: true,
       curves: [...curves, criterionLine(Math.min(...tokens), Math.max(...tokens))],
@@ -258,7 +258,7 @@ async function report(dirs: readonly string[], out: string) {
     lineChartSpec({
       title: 'ERA: deleting the expansion during training, beyond the control (longest run)',
       stepTitle: 'training tokens (thousands)',
-      valueTitle: 'Δ loss, ERA − control (nats/token)',
+      valueTitle: 'ERA − control (nats/token)',
       seriesTitle: 'concept, loss',
       points: true,
       curves: [

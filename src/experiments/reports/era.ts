@@ -72,7 +72,7 @@ export function eraCheckpointChartSpec(summary: EraSummary): VegaLiteSpec {
   return lineChartSpec({
     title: `Deleting the expansion during training: loss change (${summary.preset})`,
     stepTitle: 'training step',
-    valueTitle: 'Δ loss with the expansion deleted (nats/token)',
+    valueTitle: 'Δ loss, expansion deleted (nats)',
     seriesTitle: 'run, loss',
     width: 420,
     curves: expanded.flatMap((r) => {
