@@ -1,7 +1,7 @@
 // Studies of Expand-Route-Ablate beyond one run (docs/era.md, "Mechanism check" and "Scale study"):
 //
-//   npm run era:study -- mechanism                 ERA vs control, every token of every forget
-//                                                  gloss routed fully, 100 % labels
+//   npm run era:study -- mechanism                 ERA vs control, 600 steps, every token of
+//                                                  every forget gloss routed fully, 100 % labels
 //   npm run era:study -- scale --steps 150,600,1200 ERA vs control at increasing training length
 //   npm run era:study -- report DIR [DIR...] --out F  one table and figure from the points' study.json
 //
@@ -72,7 +72,7 @@ const command = {
     },
     steps: {
       type: listOf(integer(1), 'integers >= 1', '150,600,1200'),
-      help: 'training steps, one point each\n(default: 300 for mechanism, 150,600,1200 for scale)',
+      help: 'training steps, one point each\n(default: 600 for mechanism, 150,600,1200 for scale)',
     },
     forget: {
       type: listOf(text('LABEL', 'a label'), 'labels', 'noun.plant,noun.animal'),
@@ -108,7 +108,7 @@ function options() {
   }
   const preset = values.preset ?? 'quick';
   const base: EraConfig = eraPresets[preset];
-  const steps = values.steps ?? (mode === 'mechanism' ? [300] : [150, 600, 1200]);
+  const steps = values.steps ?? (mode === 'mechanism' ? [600] : [150, 600, 1200]);
   const config: EraConfig = {
     ...base,
     methods: ['era', 'control'],
