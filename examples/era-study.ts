@@ -238,41 +238,42 @@ async function report(dirs: readonly string[], out: string) {
       },
     ];
   });
-  const tokens = points.map((p) => p.trainingTokens / 1e3);
-  await writeChartPng(
+  await writeGapChart(
     path.join(out, 'study.png'),
-    lineChartSpec({
-      title: 'ERA: loss change at contraction beyond the control’s, by training length',
-      stepTitle: 'training tokens (thousands)',
-      valueTitle: 'ERA − control (nats/token)',
-      seriesTitle: 'concept, loss',
-      points: true,
-      curves: [...curves, criterionLine(Math.min(...tokens), Math.max(...tokens))],
-    }),
-    { scale: 2 },
+    'ERA: loss change at contraction beyond the control’s, by training length',
+    curves,
   );
-  const training = concepts.flatMap((concept) => duringTraining(concept, points));
-  const trainingTokens = training.flatMap((curve) => curve.steps);
-  await writeChartPng(
+  await writeGapChart(
     path.join(out, 'study-training.png'),
-    lineChartSpec({
-      title: 'ERA: deleting the expansion during training, beyond the control (longest run)',
-      stepTitle: 'training tokens (thousands)',
-      valueTitle: 'ERA − control (nats/token)',
-      seriesTitle: 'concept, loss',
-      points: true,
-      curves: [
-        ...training,
-        criterionLine(Math.min(...trainingTokens), Math.max(...trainingTokens)),
-      ],
-    }),
-    { scale: 2 },
+    'ERA: deleting the expansion during training, beyond the control (longest run)',
+    concepts.flatMap((concept) => duringTraining(concept, points)),
   );
 }
 
-/** The study's 0.05-nat criterion as a flat line across the plotted range. */
-function criterionLine(from: number, to: number) {
-  return { name: 'criterion: +0.05', steps: [from, to], values: [0.05, 0.05] };
+/** ERA − control curves against training tokens, with the 0.05 criterion across their range. */
+async function writeGapChart(
+  file: string,
+  title: string,
+  curves: ReadonlyArray<{ name: string; steps: number[]; values: number[] }>,
+) {
+  const tokens = curves.flatMap((curve) => curve.steps);
+  const criterion = {
+    name: 'criterion: +0.05',
+    steps: [Math.min(...tokens), Math.max(...tokens)],
+    values: [0.05, 0.05],
+  };
+  await writeChartPng(
+    file,
+    lineChartSpec({
+      title,
+      stepTitle: 'training tokens (thousands)',
+      valueTitle: 'ERA − control (nats/token)',
+      seriesTitle: 'concept, loss',
+      points: true,
+      curves: [...curves, criterion],
+    }),
+    { scale: 2 },
+  );
 }
 
 /**
