@@ -56,7 +56,12 @@ export async function openPage(
   const responses: Promise<FetchedFile>[] = [];
   page.on('requestfinished', (request) =>
     responses.push(
-      request.sizes().then((sizes) => ({ url: request.url(), bytes: sizes.responseBodySize })),
+      request.sizes().then(
+        (sizes) => ({ url: request.url(), bytes: sizes.responseBodySize }),
+        // The page closed before the size could be read (a request that finished as a test
+        // ended): NaN bytes, so a total over it fails loudly instead of an unhandled rejection.
+        () => ({ url: request.url(), bytes: Number.NaN }),
+      ),
     ),
   );
   const problems: PageProblems = { consoleErrors: [], pageErrors: [], failedRequests: [] };
