@@ -166,9 +166,10 @@ interface LossChange {
 }
 
 /**
- * The issue's two readings of one point: the study's (at contraction, ERA − control ≥ 0.05 nats on
- * forget at no more than half that on retain) and the preset's (after the coherence fine-tune,
- * ERA's forget rise ≥ 0.05 and ≥ 2× its retain rise, the control's forget change ≤ 0.05).
+ * The two readings of one point (docs/era.md, "Scale study"): at contraction (ERA − control
+ * ≥ 0.05 nats on forget at no more than half that on retain) and the presets' (after the
+ * coherence fine-tune, ERA's forget rise ≥ 0.05 and ≥ 2× its retain rise, the control's forget
+ * change ≤ 0.05).
  */
 function readPoint(p: StudyPoint) {
   const era = p.contraction.era!;
@@ -207,8 +208,9 @@ async function report(dirs: readonly string[], out: string) {
     for (const p of read) points.push({ ...p, concept: p.summary.config.forget.join(', ') });
   }
   points.sort((a, b) => a.concept.localeCompare(b.concept) || a.trainingTokens - b.trainingTokens);
+  const readings = new Map(points.map((p) => [p, readPoint(p)]));
   const rows = points.map((p) => {
-    const r = readPoint(p);
+    const r = readings.get(p)!;
     const localisation = p.summary.runs.find((run) => run.method === 'era')?.localisation;
     const ratio = localisation?.activations.map((a) => a.ratio.toFixed(2)).join(' / ') ?? 'n/a';
     return `| ${p.concept} | ${p.steps} | ${(p.trainingTokens / 1e6).toFixed(2)} M | ${pair(r.era)} | ${pair(r.control)} | ${signed(r.extra)} | ${signed(r.cost)} | ${r.studyMet ? 'yes' : 'no'} | ${pair(r.eraAfter)} | ${pair(r.controlAfter)} | ${r.presetMet ? 'yes' : 'no'} | ${ratio} | ${localisation?.routing.routedShare.toFixed(3) ?? 'n/a'} | ${localisation?.routing.routedTokensSeen ?? 'n/a'} | ${p.seconds.toFixed(0)} s | \`${p.command}\` |`;
@@ -229,12 +231,12 @@ async function report(dirs: readonly string[], out: string) {
       {
         name: `${concept}: forget`,
         steps,
-        values: mine.map((p) => readPoint(p).extra),
+        values: mine.map((p) => readings.get(p)!.extra),
       },
       {
         name: `${concept}: retain`,
         steps,
-        values: mine.map((p) => readPoint(p).cost),
+        values: mine.map((p) => readings.get(p)!.cost),
       },
     ];
   });
