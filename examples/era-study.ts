@@ -88,6 +88,10 @@ const command = {
         'which tokens of labelled forget glosses are routed (default: all for\n' +
         'mechanism, frequency for scale)',
     },
+    seed: {
+      type: integer(0),
+      help: "seed of split, labels, weights and batch order (default the preset's, 0)",
+    },
     ...backendOptions,
     out: {
       type: text('DIR', 'a directory'),
@@ -118,6 +122,7 @@ function options() {
     // The study reads the contraction; one short attack keeps each point cheap.
     attack: { ...base.attack, seeds: 1, steps: 20, evalEvery: 10 },
     ...(values.forget !== undefined && { forget: values.forget }),
+    ...(values.seed !== undefined && { seed: values.seed }),
   };
   return {
     mode,
@@ -200,12 +205,21 @@ function readPoint(p: StudyPoint) {
   };
 }
 
+/**
+ * The series a point belongs to: its concept, and its seed where that is not the presets' (a
+ * second seed is its own series, not another training length).
+ */
+function seriesName(config: EraConfig): string {
+  const concept = config.forget.join(', ');
+  return config.seed === eraPresets.quick.seed ? concept : `${concept}, seed ${config.seed}`;
+}
+
 /** ERA's contraction effect beyond the control's, per point: the study's table and figures. */
 async function report(dirs: readonly string[], out: string) {
   const points: Array<StudyPoint & { concept: string }> = [];
   for (const dir of dirs) {
     const read = JSON.parse(await readFile(path.join(dir, 'study.json'), 'utf8')) as StudyPoint[];
-    for (const p of read) points.push({ ...p, concept: p.summary.config.forget.join(', ') });
+    for (const p of read) points.push({ ...p, concept: seriesName(p.summary.config) });
   }
   points.sort((a, b) => a.concept.localeCompare(b.concept) || a.trainingTokens - b.trainingTokens);
   const readings = new Map(points.map((p) => [p, readPoint(p)]));
@@ -352,7 +366,7 @@ async function main() {
         };
       }
     });
-    const pointCommand = `npm run era:study -- ${o.mode} --steps ${steps} --l1 ${config.l1Reduction} --forget-tokens ${config.forgetTokens} --forget ${config.forget.join(',')}`;
+    const pointCommand = `npm run era:study -- ${o.mode} --steps ${steps} --l1 ${config.l1Reduction} --forget-tokens ${config.forgetTokens} --forget ${config.forget.join(',')}${config.seed === eraPresets[o.preset].seed ? '' : ` --seed ${config.seed}`}`;
     points.push({
       steps,
       trainingTokens: steps * config.batchSize * config.model.contextLength,
