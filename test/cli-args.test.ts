@@ -387,6 +387,14 @@ describe.skipIf(process.env.GR_MUTATION === '1')('the example CLIs (issue 18 cas
     );
   });
 
+  it('era:study --seed -1 : exit 2 naming --seed and what it accepts', async () => {
+    expectUsageError(
+      await cli('era-study', 'scale', '--seed', '-1'),
+      'era:study',
+      /--seed needs an integer >= 0, got '-1'/,
+    );
+  });
+
   it('era:study --backend bogus and --threads 9 : exit 2 with what the flag accepts', async () => {
     expectUsageError(
       await cli('era-study', 'mechanism', '--backend', 'bogus'),
