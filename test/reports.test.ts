@@ -405,6 +405,17 @@ describe('chart specs', () => {
     expect(countMatches(svg, /aria-roledescription="point"/g)).toBe(5);
   });
 
+  it('gives every line its own colour, beyond ten curves too', async () => {
+    const strokes = async (count: number) => {
+      const curves = Array.from({ length: count }, (_, i) => ({ name: `c${i}`, values: [i, i] }));
+      const svg = await renderVegaLiteToSvg(lineChartSpec({ curves }));
+      const lines = svg.match(/aria-roledescription="line mark"[^>]*/g) ?? [];
+      return new Set(lines.map((line) => /stroke="([^"]+)"/.exec(line)?.[1]));
+    };
+    expect((await strokes(10)).size).toBe(10);
+    expect((await strokes(14)).size).toBe(14);
+  });
+
   it('labels the step axis with whole numbers, even over a few steps', async () => {
     const svg = await renderVegaLiteToSvg(
       lineChartSpec({ curves: [{ name: 'loss', values: [3.7, 3.6], steps: [10, 16] }] }),

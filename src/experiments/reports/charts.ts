@@ -20,7 +20,10 @@ export interface ChartOptions {
   readonly valueTitle?: string;
   /** Title of the legend. Default `'series'`. */
   readonly seriesTitle?: string;
-  /** Colours of the series in order, any CSS colour. Default: Vega's `tableau10`. */
+  /**
+   * Colours of the series in order, any CSS colour. Default: Vega's `tableau10`, or `tableau20`
+   * beyond ten series (`tableau10` would repeat its colours).
+   */
   readonly colors?: readonly string[];
   /** Height of the plot area in pixels. Default 200. */
   readonly height?: number;
@@ -88,7 +91,9 @@ function seriesColor(names: readonly string[], options: ChartOptions): Record<st
     title: options.seriesTitle ?? 'series',
     // Vega-Lite cuts legend labels at 160 px by default ("low half (certific…").
     legend: { labelLimit: 0 },
-    scale: colors ? { domain: names, range: colors } : { domain: names },
+    scale: colors
+      ? { domain: names, range: colors }
+      : { domain: names, ...(names.length > 10 && { scheme: 'tableau20' }) },
   };
 }
 
