@@ -56,8 +56,8 @@ const command = {
       type: oneOf(Object.keys(eraPresets) as EraPresetName[]),
       help:
         'configuration (default quick: <= 10 min on a 2-core CPU, a pipeline check\n' +
-        "too small to show the effect; medium: quick's model, 1,200 steps, 100 % labels,\n" +
-        'where the effect shows (ERA and control: ~33 min on 2 cores); gpu: the\n' +
+        "too small to show the effect; medium: quick's model, 2,400 steps, 100 % labels,\n" +
+        'where the effect shows (ERA and control: ~1 h on 2 cores); gpu: the\n' +
         "paper's 5,000 steps on full's model, for a GPU backend; full: closest to the\n" +
         'paper, overnight on a workstation CPU; smoke: seconds, only checks the pipeline)',
     },

@@ -49,13 +49,13 @@ function validationError(change: Partial<EraConfig>): GradientRoutingError | und
 }
 
 describe('validateEraConfig', () => {
-  it("has medium as quick trained 8× longer at 100 % labels: the scale study's setting", () => {
+  it("has medium as quick trained 16× longer at 100 % labels: the scale study's setting", () => {
     // docs/era.md quotes the scale study's ERA and control runs as medium's; they are the same
     // runs only while medium differs from quick in nothing else.
     const { steps, labelFractions, ...medium } = eraPresets.medium;
     const { steps: quickSteps, labelFractions: _, ...quick } = eraPresets.quick;
     expect(medium).toEqual(quick);
-    expect(steps).toBe(8 * quickSteps);
+    expect(steps).toBe(16 * quickSteps);
     expect(labelFractions).toEqual([1]);
   });
 

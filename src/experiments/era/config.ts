@@ -159,9 +159,9 @@ const quick: EraConfig = {
 
 /**
  * Named configurations: `quick` (the default, a few minutes on a 2-core CPU: a pipeline check,
- * too small to show ERA's effect, docs/era.md), `medium` (quick's model trained 8× longer at
- * 100 % labels: the scale study's setting where deleting the expansion removes noun.plant and,
- * before the coherence fine-tune, noun.animal; ERA and the control take about 33 minutes on
+ * too small to show ERA's effect, docs/era.md), `medium` (quick's model trained 16× longer at
+ * 100 % labels: the scale study's setting where deleting the expansion removes noun.plant and
+ * noun.animal; ERA and the control take about an hour on
  * 2 CPU cores), `gpu` (the paper's step count on `full`'s
  * model, for a GPU backend; its time is still to be measured), `full` (overnight on a workstation
  * CPU) and `smoke` (seconds, for tests; its numbers mean nothing). Each differs from the one it
@@ -172,7 +172,7 @@ export const eraPresets = {
   medium: {
     ...quick,
     labelFractions: [1],
-    steps: 1200,
+    steps: 2400,
   },
   full,
   gpu: {
