@@ -160,12 +160,11 @@ const quick: EraConfig = {
 /**
  * Named configurations: `quick` (the default, a few minutes on a 2-core CPU: a pipeline check,
  * too small to show ERA's effect, docs/era.md), `medium` (quick's model trained 16× longer at
- * 100 % labels: the scale study's setting where deleting the expansion removes noun.plant and
- * noun.animal; ERA and the control take about an hour on
- * 2 CPU cores), `gpu` (the paper's step count on `full`'s
- * model, for a GPU backend; its time is still to be measured), `full` (overnight on a workstation
- * CPU) and `smoke` (seconds, for tests; its numbers mean nothing). Each differs from the one it
- * spreads only where it says.
+ * 100 % labels: the scale study's longest setting, where deleting the expansion removes noun.plant
+ * and noun.animal; ERA and the control take about an hour on 2 CPU cores), `gpu` (the paper's step
+ * count on `full`'s model, for a GPU backend; its time is still to be measured), `full` (overnight
+ * on a workstation CPU) and `smoke` (seconds, for tests; its numbers mean nothing). Each differs
+ * from the one it spreads only where it says.
  */
 export const eraPresets = {
   quick,
