@@ -205,13 +205,16 @@ function readPoint(p: StudyPoint) {
   };
 }
 
+/** Every preset trains at one seed; a point at another says so in its command and series. */
+const otherSeed = (config: EraConfig) => config.seed !== eraPresets.quick.seed;
+
 /**
  * The series a point belongs to: its concept, and its seed where that is not the presets' (a
  * second seed is its own series, not another training length).
  */
 function seriesName(config: EraConfig): string {
   const concept = config.forget.join(', ');
-  return config.seed === eraPresets.quick.seed ? concept : `${concept}, seed ${config.seed}`;
+  return otherSeed(config) ? `${concept}, seed ${config.seed}` : concept;
 }
 
 /** ERA's contraction effect beyond the control's, per point: the study's table and figures. */
@@ -366,7 +369,7 @@ async function main() {
         };
       }
     });
-    const pointCommand = `npm run era:study -- ${o.mode} --steps ${steps} --l1 ${config.l1Reduction} --forget-tokens ${config.forgetTokens} --forget ${config.forget.join(',')}${config.seed === eraPresets[o.preset].seed ? '' : ` --seed ${config.seed}`}`;
+    const pointCommand = `npm run era:study -- ${o.mode} --steps ${steps} --l1 ${config.l1Reduction} --forget-tokens ${config.forgetTokens} --forget ${config.forget.join(',')}${otherSeed(config) ? ` --seed ${config.seed}` : ''}`;
     points.push({
       steps,
       trainingTokens: steps * config.batchSize * config.model.contextLength,
